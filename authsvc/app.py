@@ -1,0 +1,89 @@
+"""``create_app(settings)``: the one place where the service is wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from authsvc import __version__
+from authsvc.audit.controller import AuditController
+from authsvc.identities.controller import IdentityController
+from authsvc.keys.controller import KeyController
+from authsvc.services import Services, build_services
+from authsvc.settings import Settings
+from authsvc.tenants.controller import TenantController
+from authsvc.web.auth import provide_services
+from authsvc.web.exceptions import EXCEPTION_HANDLERS
+from authsvc.web.health import healthz, readyz
+from authsvc.web.limits import uri_limit
+
+EXPOSED_HEADERS = [
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "WWW-Authenticate",
+]
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
+    """Build the application. ``services`` may be injected (tests share a clock or engine)."""
+    owned = services is None
+    svc = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.services = svc
+        try:
+            yield
+        finally:
+            if owned:
+                await svc.aclose()
+
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            TenantController,
+            KeyController,
+            IdentityController,
+            AuditController,
+        ],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        middleware=[uri_limit],
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=CORSConfig(allow_origins=["*"], expose_headers=EXPOSED_HEADERS),
+        openapi_config=OpenAPIConfig(
+            title="authsvc",
+            version=__version__,
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory authsvc.app:app_from_env``: settings read at call time."""
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return create_app(settings)

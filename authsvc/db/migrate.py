@@ -1,0 +1,55 @@
+"""Alembic, driven from code (``authsvc db upgrade|downgrade|check``) and from tests."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from authsvc.db.models import Base
+
+SCRIPT_LOCATION = "authsvc:migrations"
+
+
+def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", SCRIPT_LOCATION)
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def upgrade_connection(connection: Connection, revision: str = "head") -> None:
+    command.upgrade(alembic_config(connection=connection), revision)
+
+
+def downgrade_connection(connection: Connection, revision: str = "base") -> None:
+    command.downgrade(alembic_config(connection=connection), revision)
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def pending_diff(connection: Connection) -> list[object]:
+    """Differences between the models and the migrated database (empty when in sync)."""
+    from alembic.autogenerate import compare_metadata
+
+    ctx = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(ctx, Base.metadata))

@@ -1,0 +1,153 @@
+"""The relational schema. Every row except operator keys belongs to exactly one tenant.
+
+Secrets are never stored in clear: API and operator keys as HMAC-SHA256 (``key_hash``),
+signing keys AES-GCM encrypted (``private_key_enc``). Migrations under
+``authsvc/migrations`` must match these models (a test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from authsvc.db.types import BigIntPK, JsonType, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JsonType}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_token_ttl_s: Mapped[int] = mapped_column(Integer)
+    max_token_ttl_s: Mapped[int] = mapped_column(Integer)
+    audiences: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    signing_alg: Mapped[str] = mapped_column(String(10))
+    signing_key_rotation_s: Mapped[int] = mapped_column(Integer)
+    allow_query_token: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OperatorKey(Base):
+    __tablename__ = "operator_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    start: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    start: Mapped[str] = mapped_column(String(20))
+    previous_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_expires_at: Mapped[datetime | None]
+    grants: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    ratelimits: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    identity: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    revoked_at: Mapped[datetime | None]
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ratelimits: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+    __table_args__ = (Index("ix_signing_keys_tenant_id_state", "tenant_id", "state"),)
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    alg: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10))  # next | active | retired
+    public_jwk: Mapped[dict[str, Any]]
+    private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_version: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
+    remove_after: Mapped[datetime | None]
+
+
+class Revocation(Base):
+    """An append-only log of revocations, also the feed every instance polls.
+
+    kinds: ``jti`` (one token), ``sub`` (tokens of a subject issued up to ``cutoff``),
+    ``key_tokens`` (tokens minted from key ``value`` up to ``cutoff``), ``key`` (drop the key
+    record from caches: revoked, disabled, changed), ``tenant`` (tenant disabled or changed),
+    ``signing_key`` (a signing key removed).
+    """
+
+    __tablename__ = "revocations"
+    __table_args__ = (Index("ix_revocations_tenant_id_kind_value", "tenant_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(200))
+    cutoff: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime]

@@ -1,0 +1,22 @@
+"""Time-sortable, prefixed identifiers (``ten_…``, ``key_…``).
+
+48 bits of milliseconds followed by 80 random bits, in Crockford base32, so ids sort by
+creation time and cursor pagination is a plain ``id > cursor`` range scan.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id(prefix: str, now: float | None = None) -> str:
+    ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    value = (ms << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"

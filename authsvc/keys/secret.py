@@ -1,0 +1,70 @@
+"""The wire format of API and operator keys, and their keyed hash.
+
+``<prefix>_<body><checksum>``: ``ask_`` for tenant API keys, ``aso_`` for operator keys (so
+secret scanners can match and tell them apart); ``body`` is 22 base62 characters from 16 bytes
+of ``secrets`` (128 bits); ``checksum`` is CRC32 of ``prefix_body`` in 6 base62 characters, so a
+mistyped or truncated key is refused before any lookup.
+
+At rest only ``HMAC-SHA256(subkey, key)`` is kept: a database dump cannot be replayed, and
+unlike a slow password hash, a lookup costs microseconds (the key has 128 bits of entropy, so
+stretching adds nothing). ``start`` (prefix and 6 characters) is kept for display.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import zlib
+from typing import Literal
+
+API_PREFIX = "ask"
+OPERATOR_PREFIX = "aso"
+KeyKind = Literal["api", "operator"]
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BODY_LEN = 22
+_SUM_LEN = 6
+_FORMAT = re.compile(rf"(ask|aso)_([0-9A-Za-z]{{{_BODY_LEN}}})([0-9A-Za-z]{{{_SUM_LEN}}})\Z")
+
+
+def _b62(n: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+    return "".join(reversed(out))
+
+
+def _checksum(prefix: str, body: str) -> str:
+    return _b62(zlib.crc32(f"{prefix}_{body}".encode()), _SUM_LEN)
+
+
+def generate(kind: KeyKind = "api") -> str:
+    prefix = API_PREFIX if kind == "api" else OPERATOR_PREFIX
+    body = _b62(int.from_bytes(secrets.token_bytes(16), "big"), _BODY_LEN)
+    return f"{prefix}_{body}{_checksum(prefix, body)}"
+
+
+def kind_of(key: str) -> KeyKind | None:
+    """The kind of a well-formed key with a valid checksum; ``None`` for anything else."""
+    if len(key) != len(API_PREFIX) + 1 + _BODY_LEN + _SUM_LEN:
+        return None
+    m = _FORMAT.match(key)
+    if m is None or not hmac.compare_digest(m.group(3), _checksum(m.group(1), m.group(2))):
+        return None
+    return "api" if m.group(1) == API_PREFIX else "operator"
+
+
+def looks_like_key(token: str) -> bool:
+    """Cheap test used to route a bearer credential: key prefix, not a JWT."""
+    return token.startswith((API_PREFIX + "_", OPERATOR_PREFIX + "_"))
+
+
+def key_hash(key: str, secret: bytes) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+def display_start(key: str) -> str:
+    return key[: len(API_PREFIX) + 1 + 6]

@@ -1,0 +1,58 @@
+"""The master secret and the subkeys derived from it.
+
+The master secret comes from ``AUTHSVC_SECRET_KEY`` or, in embedded mode, from
+``<data_dir>/master.key`` (created on first start with mode 0600). It is never used directly:
+each purpose gets its own subkey through HKDF-SHA256 with a distinct ``info`` label, so a leak
+of one subkey says nothing about the others.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from authsvc.settings import Settings
+
+MASTER_FILE = "master.key"
+
+
+def derive(master: bytes, label: str, length: int = 32) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=label.encode()).derive(
+        master
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MasterSecrets:
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    @property
+    def key_hash_secret(self) -> bytes:
+        return derive(self.current, "authsvc api-key hmac v1")
+
+
+def load_master_secrets(settings: Settings) -> MasterSecrets:
+    previous = tuple(s.encode() for s in settings.previous_secret_keys)
+    if settings.secret_key:
+        return MasterSecrets(settings.secret_key.encode(), previous)
+    path = settings.data_dir / MASTER_FILE
+    return MasterSecrets(_read_or_create(path), previous)
+
+
+def _read_or_create(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip().encode()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(48) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path.read_text().strip().encode()

@@ -1,0 +1,1 @@
+"""Revocation: persisted first, then announced to every instance."""

@@ -1,0 +1,52 @@
+"""Revocation events: the rows of the ``revocations`` table and what instances exchange.
+
+A service that revokes something calls :func:`record` inside its transaction, then, after the
+commit, hands the events to the :class:`RevocationBus`. The database row is the truth; the
+broadcast only makes other instances learn it sooner than their next poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authsvc.db.models import Revocation
+
+Kind = Literal["jti", "sub", "key_tokens", "key", "tenant", "signing_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationEvent:
+    tenant_id: str
+    kind: Kind
+    value: str
+    cutoff: datetime
+    expires_at: datetime | None = None
+
+
+class RevocationBus(Protocol):
+    async def publish(self, events: Sequence[RevocationEvent]) -> None: ...
+
+
+class NullBus:
+    """No other instance to tell (a single process; local caches are dropped by the caller)."""
+
+    async def publish(self, events: Sequence[RevocationEvent]) -> None:
+        return None
+
+
+def record(session: AsyncSession, event: RevocationEvent, *, now: datetime) -> None:
+    session.add(
+        Revocation(
+            tenant_id=event.tenant_id,
+            kind=event.kind,
+            value=event.value,
+            cutoff=event.cutoff,
+            expires_at=event.expires_at,
+            created_at=now,
+        )
+    )

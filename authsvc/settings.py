@@ -1,0 +1,128 @@
+"""Typed settings, read from ``AUTHSVC_*`` environment variables.
+
+Nothing here runs at import time: :meth:`Settings.from_env` is called by the CLI or by
+the application factory, and tests build :class:`Settings` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from authsvc.errors import ConfigurationError
+
+SigningAlg = Literal["ES256", "RS256", "EdDSA"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the service. The env variable is ``AUTHSVC_`` + the upper-cased name."""
+
+    data_dir: Path = Path(".authsvc")
+    """Embedded mode: where the SQLite file and the master secret file live."""
+    database_url: str | None = None
+    """SQLAlchemy async URL (``postgresql+asyncpg://…``). Unset: SQLite in ``data_dir``."""
+    redis_url: str | None = None
+    """``redis://…``. Unset: in-process rate limiter and revocation bus (one instance only)."""
+    secret_key: str | None = None
+    """Master secret (≥ 32 chars). Unset: generated once into ``data_dir/master.key`` (0600)."""
+    previous_secret_keys: tuple[str, ...] = ()
+    """Comma-separated former master secrets, still accepted to decrypt signing keys."""
+    base_url: str | None = None
+    """Public base URL, the issuer prefix. Unset: ``http://<host>:<port>`` of ``serve``."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    revocation_poll_s: float = 2.0
+    """Every instance re-reads revocations this often, in case a broadcast was lost."""
+    ratelimit_fail_open: bool = True
+    """Redis down: admit (true) or refuse (false) requests that have rate limits."""
+    default_token_ttl_s: int = 900
+    """Default JWT lifetime for new tenants."""
+    max_token_ttl_s: int = 3600
+    """Default maximum JWT lifetime for new tenants."""
+    signing_alg: SigningAlg = "ES256"
+    """Default signing algorithm for new tenants."""
+    signing_key_rotation_s: int = 30 * 86400
+    """Automatic signing-key rotation period (0 disables automatic rotation)."""
+    jwks_max_age_s: int = 300
+    """``Cache-Control: max-age`` of the JWKS documents."""
+    max_body_bytes: int = 64 * 1024
+    """Larger request bodies are refused with 413."""
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'authsvc.db').resolve()}"
+
+    @property
+    def effective_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"AUTHSVC_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ConfigurationError("AUTHSVC_SECRET_KEY must be at least 32 characters.")
+        if not self.embedded and self.secret_key is None:
+            raise ConfigurationError(
+                "AUTHSVC_SECRET_KEY is required when AUTHSVC_DATABASE_URL is set "
+                "(every instance must share it)."
+            )
+        if not 0 < self.default_token_ttl_s <= self.max_token_ttl_s:
+            raise ConfigurationError("Need 0 < default_token_ttl_s <= max_token_ttl_s.")
+        if self.revocation_poll_s <= 0:
+            raise ConfigurationError("AUTHSVC_REVOCATION_POLL_S must be positive.")
+        if self.signing_alg not in ("ES256", "RS256", "EdDSA"):
+            raise ConfigurationError("AUTHSVC_SIGNING_ALG must be ES256, RS256 or EdDSA.")
+
+
+def _coerce(name: str, type_: Any, raw: str) -> Any:
+    t = str(type_)
+    try:
+        if "bool" in t:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if t == "int":
+            return int(raw)
+        if t == "float":
+            return float(raw)
+        if "Path" in t:
+            return Path(raw)
+        if "tuple" in t:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError as exc:
+        raise ConfigurationError(f"AUTHSVC_{name.upper()} has an invalid value.") from exc
+    return raw
+
+
+def settings_doc() -> list[tuple[str, str]]:
+    """(env var, default) pairs, used to keep the README table honest in a test."""
+    return [(f"AUTHSVC_{f.name.upper()}", repr(f.default)) for f in fields(Settings)]

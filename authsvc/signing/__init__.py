@@ -1,0 +1,1 @@
+"""Per-tenant signing keys: generation, public JWKs and encryption at rest."""

@@ -1,0 +1,1 @@
+"""Tenants: workspaces. Every other object belongs to exactly one of them."""

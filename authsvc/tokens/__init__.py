@@ -1,0 +1,1 @@
+"""Access tokens (RFC 9068 JWTs): encoding and the one verification function."""

@@ -1,0 +1,1 @@
+"""HTTP layer: authentication dependencies, error mapping, headers. No domain logic here."""

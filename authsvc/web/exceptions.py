@@ -1,0 +1,130 @@
+"""The one place where errors become HTTP responses.
+
+Domain errors (:mod:`authsvc.errors`) map to a status by class; Litestar's own HTTP
+exceptions (routing, validation, body size) and database outages get stable codes too; anything
+else is a 500 with no detail. No body ever echoes request input.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from authsvc import errors
+
+log = logging.getLogger("authsvc.errors")
+
+STATUS: list[tuple[type[errors.AuthsvcError], int]] = [
+    (errors.InvalidRequest, 400),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.RateLimited, 429),
+    (errors.Unavailable, 503),
+]
+HTTP_CODES = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    503: "UNAVAILABLE",
+}
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def error_body(message: str, code: str) -> dict[str, str]:
+    return {"error": message, "code": code}
+
+
+def status_for(exc: errors.AuthsvcError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _headers(exc: errors.AuthsvcError, status: int) -> dict[str, str]:
+    if status == 401:
+        return {"WWW-Authenticate": 'Bearer realm="authsvc", error="invalid_token"'}
+    if status == 403:
+        return {"WWW-Authenticate": 'Bearer realm="authsvc", error="insufficient_scope"'}
+    if isinstance(exc, errors.RateLimited):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return {}
+
+
+def domain_error(_: Request[Any, Any, Any], exc: errors.AuthsvcError) -> Response[Any]:
+    status = status_for(exc)
+    headers = dict(_headers(exc, status))
+    headers.update(getattr(exc, "headers", None) or {})
+    return Response(error_body(exc.message, exc.code), status_code=status, headers=headers)
+
+
+def _validation_message(exc: ValidationException) -> str:
+    parts = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            msg = _QUOTED.sub("'…'", str(item.get("message", "")))[:200]
+            key = item.get("key")
+            parts.append(f"{msg} ({key})" if key and key not in msg else msg)
+    return "Invalid request: " + ("; ".join(parts[:5]) if parts else "malformed body.")
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    code = HTTP_CODES.get(status, "ERROR")
+    if isinstance(exc, ValidationException):
+        message = _validation_message(exc)
+    elif status == 404:
+        message = "No such resource."
+    elif status == 405:
+        message = "Method not allowed on this resource."
+    elif status == 413:
+        message = "The request body is too large."
+    else:
+        message = _QUOTED.sub("'…'", str(exc.detail))[:200]
+    headers = dict(exc.headers or {})
+    return Response(error_body(message, code), status_code=status, headers=headers)
+
+
+def database_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, IntegrityError):
+        return Response(
+            error_body("The request conflicts with existing data.", "CONFLICT"), status_code=409
+        )
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return Response(
+        error_body("The database is unavailable; try again shortly.", "UNAVAILABLE"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, DBAPIError | PoolTimeout | ConnectionError | OSError | TimeoutError):
+        return database_error(request, exc)
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return Response(error_body("Internal error.", "INTERNAL"), status_code=500)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    errors.AuthsvcError: domain_error,
+    HTTPException: http_error,
+    DBAPIError: database_error,
+    PoolTimeout: database_error,
+    Exception: internal_error,
+}
