@@ -20,3 +20,17 @@ def new_id(prefix: str, now: float | None = None) -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def time_of(identifier: str) -> float | None:
+    """The creation time (Unix seconds, ms precision) embedded in an id from :func:`new_id`."""
+    _, _, body = identifier.rpartition("_")
+    if len(body) != 26:
+        return None
+    value = 0
+    for ch in body:
+        idx = _ALPHABET.find(ch)
+        if idx < 0:
+            return None
+        value = (value << 5) | idx
+    return (value >> 80) / 1000.0

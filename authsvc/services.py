@@ -22,8 +22,10 @@ from authsvc.settings import Settings
 from authsvc.tenants.service import TenantService
 
 
-@dataclass
+@dataclass(eq=False)
 class Services:
+    """Plain attribute bag; handed to handlers as an opaque dependency."""
+
     settings: Settings
     clock: Clock
     engine: AsyncEngine

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,14 +59,18 @@ def slugify(name: str) -> str:
     return slug or "tenant"
 
 
-@dataclass
 class TenantService:
-    db: SessionFactory
-    clock: Clock
-    settings: Settings
-    keys: KeyService
-    bus: RevocationBus
-    on_create: list[TenantHook] = field(default_factory=list)
+    def __init__(
+        self,
+        *,
+        db: SessionFactory,
+        clock: Clock,
+        settings: Settings,
+        keys: KeyService,
+        bus: RevocationBus,
+    ) -> None:
+        self.db, self.clock, self.settings, self.keys, self.bus = db, clock, settings, keys, bus
+        self.on_create: list[TenantHook] = []
 
     def issuer(self, tenant: Tenant) -> str:
         return f"{self.settings.effective_base_url}/t/{tenant.slug}"

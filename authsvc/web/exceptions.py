@@ -117,7 +117,9 @@ def database_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, DBAPIError | PoolTimeout | ConnectionError | OSError | TimeoutError):
         return database_error(request, exc)
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    log.error(
+        "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
+    )
     return Response(error_body("Internal error.", "INTERNAL"), status_code=500)
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    Scope,
+    Send,
+)
 
 MAX_URI_BYTES = 8192
 
@@ -21,7 +28,12 @@ def uri_limit(app: ASGIApp) -> ASGIApp:
                     "headers": [(b"content-type", b"application/json")],
                 }
                 await send(start)
-                await send({"type": "http.response.body", "body": body.encode()})
+                end: HTTPResponseBodyEvent = {
+                    "type": "http.response.body",
+                    "body": body.encode(),
+                    "more_body": False,
+                }
+                await send(end)
                 return
         await app(scope, receive, send)
 

@@ -1,0 +1,243 @@
+"""The ``authsvc`` command. Every subcommand goes through the same services as the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+
+from authsvc.db import migrate
+from authsvc.db.models import OperatorKey
+from authsvc.errors import AuthsvcError, NotFound
+from authsvc.principal import Principal
+from authsvc.scopes import ADMIN, Grant, Scope
+from authsvc.services import Services, build_services
+from authsvc.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None))
+
+
+def _run(args: argparse.Namespace, fn: Callable[[Services], Awaitable[Any]]) -> Any:
+    settings = _settings(args)
+    if settings.embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(settings.effective_database_url)
+
+    async def main() -> Any:
+        services = build_services(settings)
+        try:
+            return await fn(services)
+        finally:
+            await services.aclose()
+
+    return asyncio.run(main())
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+async def _tenant_principal(services: Services, ref: str) -> Principal:
+    """Act for a tenant as its administrator (the CLI runs with the operator's authority)."""
+    try:
+        tenant = await services.tenants.get(ref)
+    except NotFound:
+        tenant = await services.tenants.get_by_slug(ref)
+    return Principal(
+        kind="operator",
+        id="cli",
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        grants=(Grant(Scope(ADMIN)),),
+    )
+
+
+async def _count_operator_keys(services: Services) -> int:
+    async with services.db() as session:
+        return int(await session.scalar(select(func.count()).select_from(OperatorKey)) or 0)
+
+
+async def _current_revision(services: Services) -> str | None:
+    async with services.engine.connect() as conn:
+        return await conn.run_sync(migrate.current_revision)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    # Workers build their settings from the environment: hand them the CLI's choices.
+    os.environ["AUTHSVC_HOST"], os.environ["AUTHSVC_PORT"] = settings.host, str(settings.port)
+    if settings.embedded:
+        has_operator = _run(args, _count_operator_keys)
+        print(f"authsvc: embedded mode, data in {settings.data_dir.resolve()}")
+        if not has_operator:
+            print("authsvc: no operator key yet; create one with:  authsvc init")
+    elif _run(args, _current_revision) != migrate.head_revision():
+        print(
+            "authsvc: the database schema is not current; run: authsvc db upgrade", file=sys.stderr
+        )
+        return 2
+    print(f"authsvc: listening on {settings.effective_base_url}  (OpenAPI at /schema)", flush=True)
+    uvicorn.run(
+        "authsvc.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    created = _run(args, lambda s: s.operators.create_key(actor="cli"))
+    if args.json:
+        print(json.dumps({"operator_key": created.key}))
+        return 0
+    base = _settings(args).effective_base_url
+    print("Operator key (shown once, store it now):")
+    print(f"  {created.key}")
+    print("Create a tenant:")
+    print(f"  curl -s -X POST {base}/v1/tenants -H 'Authorization: Bearer <operator key>' \\")
+    print("    -H 'Content-Type: application/json' -d '{\"name\": \"Acme\"}'")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    url = _settings(args).effective_database_url
+    if args.action == "upgrade":
+        migrate.upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        migrate.downgrade(url, args.revision or "-1")
+    else:
+        current = asyncio.run(_check_current(_settings(args)))
+        head = migrate.head_revision()
+        print(f"current: {current}  head: {head}")
+        return 0 if current == head else 1
+    print(f"database {args.action} done")
+    return 0
+
+
+async def _check_current(settings: Settings) -> str | None:
+    services = build_services(settings)
+    try:
+        return await _current_revision(services)
+    finally:
+        await services.aclose()
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    async def go(s: Services) -> Any:
+        if args.action == "create":
+            tenant, admin = await s.tenants.create(name=args.name, slug=args.slug, actor="cli")
+            return {
+                "tenant": {"id": tenant.id, "slug": tenant.slug, "name": tenant.name},
+                "admin_key": {"id": admin.record.id, "key": admin.key},
+            }
+        if args.action == "list":
+            rows, _ = await s.tenants.list(limit=200, cursor=None)
+            return [
+                {"id": t.id, "slug": t.slug, "name": t.name, "enabled": t.enabled} for t in rows
+            ]
+        p = await _tenant_principal(s, args.tenant)
+        t = await s.tenants.disable(p.tenant, actor="cli")
+        return {"id": t.id, "slug": t.slug, "enabled": t.enabled}
+
+    _print(_run(args, go))
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    async def go(s: Services) -> Any:
+        p = await _tenant_principal(s, args.tenant)
+        if args.action == "create":
+            created = await s.keys.create(p, name=args.name, scopes=args.scope)
+            return {"id": created.record.id, "key": created.key, "start": created.record.start}
+        if args.action == "list":
+            rows, _ = await s.keys.list(p, limit=200, cursor=None)
+            return [
+                {
+                    "id": k.id,
+                    "name": k.name,
+                    "start": k.start,
+                    "scopes": [g["scope"] for g in k.grants],
+                    "revoked": k.revoked_at is not None,
+                }
+                for k in rows
+            ]
+        row = await s.keys.revoke(p, args.key_id)
+        return {"id": row.id, "revoked_at": row.revoked_at}
+
+    _print(_run(args, go))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authsvc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    init = sub.add_parser("init", help="create an operator key and print it once")
+    init.add_argument("--json", action="store_true")
+    init.set_defaults(func=cmd_init)
+
+    db = sub.add_parser("db", help="schema migrations (Alembic)")
+    db.add_argument("action", choices=["upgrade", "downgrade", "check"])
+    db.add_argument("revision", nargs="?")
+    db.set_defaults(func=cmd_db)
+
+    tenant = sub.add_parser("tenant", help="manage tenants")
+    tsub = tenant.add_subparsers(dest="action", required=True)
+    tc = tsub.add_parser("create")
+    tc.add_argument("name")
+    tc.add_argument("--slug")
+    tsub.add_parser("list")
+    td = tsub.add_parser("disable")
+    td.add_argument("tenant", help="tenant id or slug")
+    tenant.set_defaults(func=cmd_tenant)
+
+    key = sub.add_parser("key", help="manage a tenant's API keys")
+    ksub = key.add_subparsers(dest="action", required=True)
+    kc = ksub.add_parser("create")
+    kc.add_argument("tenant", help="tenant id or slug")
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--scope", action="append", required=True, help="repeatable")
+    kl = ksub.add_parser("list")
+    kl.add_argument("tenant")
+    kr = ksub.add_parser("revoke")
+    kr.add_argument("tenant")
+    kr.add_argument("key_id")
+    key.set_defaults(func=cmd_key)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except AuthsvcError as exc:
+        print(f"authsvc: {exc.message} ({exc.code})", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
