@@ -24,7 +24,7 @@ unknown ``kid`` is indistinguishable from a forgery, so it is ``INVALID_SIGNATUR
 =====  ===================  ===========================================================
 step   code                 condition
 =====  ===================  ===========================================================
-1      MALFORMED            not a string; more than ``max_token_bytes``; not exactly three
+1      MALFORMED            not str/bytes; more than ``max_token_bytes``; not exactly three
                             unpadded base64url segments; non-canonical base64url
 2      MALFORMED            header is not a UTF-8 JSON object (duplicate names refused)
 3      INVALID_SIGNATURE    ``alg`` missing, not a string, or ``none`` in any case
@@ -53,7 +53,7 @@ signed; we never emit it. Refusing them also protects any sloppier downstream ve
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import math
 import re
@@ -102,12 +102,13 @@ _VERIFIERS: Final[Mapping[str, Algorithm]] = {
 # Compact serialization (RFC 7515 §3.1, §7.1): three base64url segments without padding
 # (RFC 7515 §2). The signature segment may be empty so that an unsecured ``alg: none``
 # token reaches the alg check and is reported as what it is.
-_COMPACT: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
-_B64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
+_COMPACT: Final = re.compile(rb"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
+_B64URL: Final = re.compile(rb"[A-Za-z0-9_-]+")
 _KID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Canonical base64url (RFC 4648 §3.5): the unused low bits of the last char must be zero,
 # otherwise several strings would decode to the same bytes (a malleable token string).
-_LAST_CHAR_OK: Final = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_LAST_CHAR_OK: Final = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
+_TO_STANDARD_B64: Final = bytes.maketrans(b"-_", b"+/")
 _TYP_OK: Final = frozenset({"at+jwt", "application/at+jwt"})
 _FORBIDDEN_HEADERS: Final = ("jku", "jwk", "x5u", "x5c", "b64")
 _SIG_LEN_FIXED: Final[Mapping[str, int]] = {"ES256": 64, "EdDSA": 64}  # RFC 7518 §3.4, 8032
@@ -203,15 +204,15 @@ _R_IAT_FUTURE = _malformed("token is issued in the future")
 # --------------------------------------------------------------------------- parsing helpers
 
 
-def _is_canonical(segment: str) -> bool:
+def _is_canonical(segment: bytes) -> bool:
     """Length and trailing bits of an unpadded base64url segment (alphabet already checked)."""
     rem = len(segment) % 4
     return rem == 0 or (rem != 1 and segment[-1] in _LAST_CHAR_OK[rem])
 
 
-def _b64decode(segment: str) -> bytes:
+def _b64decode(segment: bytes) -> bytes:
     """Decode a segment that passed the alphabet check and :func:`_is_canonical`."""
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD_B64) + b"=" * (-len(segment) % 4))
 
 
 def _object_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -227,20 +228,27 @@ def _reject_constant(name: str) -> Any:
     raise ValueError("NaN and Infinity are not JSON")  # would defeat every time comparison
 
 
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_object_hook, parse_constant=_reject_constant)
+
+
 def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
         # RFC 8725 §3.7: UTF-8 only (json.loads(bytes) would also guess UTF-16/32).
-        obj = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_object_hook, parse_constant=_reject_constant
-        )
+        obj = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 
 
 def _number(value: object) -> float | None:
-    """A finite JSON number (RFC 7519 §2 NumericDate), else ``None``; booleans are not."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    """A finite JSON number (RFC 7519 §2 NumericDate), else ``None``; booleans are not.
+
+    Integers are bounded to 64 bits: a 400-digit integer is valid JSON but would raise
+    ``OverflowError`` when compared with a float.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 63:
         return value
     return None
 
@@ -296,11 +304,10 @@ def encode_access_token(
 def unverified_kid(token: str | bytes) -> str | None:
     """The ``kid`` of a token's header, unverified, or ``None``; for cache look-ups only."""
     try:
-        if isinstance(token, bytes):
-            token = token.decode("ascii")
-        if not isinstance(token, str) or len(token) > 8192:
+        data = token.encode("ascii") if isinstance(token, str) else token
+        if not isinstance(data, bytes) or len(data) > 8192:
             return None
-        header_b64, _, _ = token.partition(".")
+        header_b64 = data.partition(b".")[0]
         if not (_B64URL.fullmatch(header_b64) and _is_canonical(header_b64)):
             return None
         header = _json_object(_b64decode(header_b64))
@@ -329,18 +336,20 @@ def verify_access_token(
     _check_arguments(issuer, audiences, now, leeway_s, max_token_bytes)
 
     # RFC 9068 §4 / RFC 8725 §3: cheapest checks first, size before any parsing.
-    if isinstance(token, bytes):
-        if len(token) > max_token_bytes:
+    if isinstance(token, str):
+        if len(token) > max_token_bytes:  # chars <= UTF-8 bytes: a cheap first cut
             return _R_TOO_LARGE
         try:
-            token = token.decode("ascii")
-        except UnicodeDecodeError:
+            data = token.encode("ascii")  # a compact JWS is ASCII only (RFC 7515 §7.1)
+        except UnicodeEncodeError:
             return _R_NOT_COMPACT
-    if not isinstance(token, str):
+    elif isinstance(token, bytes):
+        data = token
+    else:
         return _R_NOT_STRING
-    if len(token) > max_token_bytes:  # chars; the regex below admits ASCII only, so = bytes
+    if len(data) > max_token_bytes:
         return _R_TOO_LARGE
-    match = _COMPACT.fullmatch(token)  # RFC 7515 §7.1: exactly three segments
+    match = _COMPACT.fullmatch(data)  # RFC 7515 §7.1: exactly three segments
     if match is None:
         return _R_NOT_COMPACT
     header_b64, payload_b64, signature_b64 = match.groups()
@@ -382,17 +391,17 @@ def verify_access_token(
     # ASCII of the first two segments as received (RFC 7515 §5.1 step 5).
     signature = _b64decode(signature_b64)
     if len(signature) != key.signature_length or not _VERIFIERS[key.alg].verify(
-        token[: match.end(2)].encode("ascii"), key.public_key, signature
+        data[: match.end(2)], key.public_key, signature
     ):
         return _R_BAD_SIG
 
-    claims = _json_object(_b64decode(payload_b64))  # RFC 7519 §7.2 step 10, after the signature
+    claims = _json_object(_b64decode(payload_b64))  # RFC 7519 §7.2, after the signature
     if claims is None:
         return _R_PAYLOAD
 
-    if claims.get("iss") != issuer:  # RFC 7519 §4.1.1, RFC 9068 §4 step 3 (exact match)
+    if claims.get("iss") != issuer:  # RFC 7519 §4.1.1, RFC 9068 §4 (exact match)
         return _R_ISS
-    aud = claims.get("aud")  # RFC 7519 §4.1.3, RFC 9068 §4 step 4, RFC 8725 §3.9
+    aud = claims.get("aud")  # RFC 7519 §4.1.3, RFC 9068 §4, RFC 8725 §3.9
     if isinstance(aud, str):
         if aud not in audiences:
             return _R_AUD
