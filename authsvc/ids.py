@@ -1,20 +1,32 @@
 """Time-sortable, prefixed identifiers (``ten_…``, ``key_…``).
 
 48 bits of milliseconds followed by 80 random bits, in Crockford base32, so ids sort by
-creation time and cursor pagination is a plain ``id > cursor`` range scan.
+creation time and cursor pagination is a plain ``id > cursor`` range scan. Within one process
+ids created in the same millisecond are strictly increasing (ULID-style monotonic), so rows
+created in one burst keep their order; the embedded time is never moved.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+_last = 0
+_lock = threading.Lock()
+
+
 def new_id(prefix: str, now: float | None = None) -> str:
+    global _last
     ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
     value = (ms << 80) | secrets.randbits(80)
+    with _lock:
+        if (_last >> 80) == ms and value <= _last:
+            value = _last + 1
+        _last = value
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

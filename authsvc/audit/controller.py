@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 from litestar import Controller, get
 from litestar.di import Provide
+from litestar.params import FromQuery
 
-from authsvc.principal import Principal
-from authsvc.services import Services
 from authsvc.web.auth import provide_principal
+from authsvc.web.deps import PrincipalDep, ServicesDep
 
 
 class AuditOut(msgspec.Struct):
@@ -37,11 +37,11 @@ class AuditController(Controller):
     @get("/")
     async def list_audit(
         self,
-        services: Services,
-        principal: Principal,
-        limit: int | None = None,
-        cursor: str | None = None,
-        action: str | None = None,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+        action: FromQuery[str | None] = None,
     ) -> AuditPage:
         principal.require("ADMIN")
         rows, next_cursor = await services.audit.list(

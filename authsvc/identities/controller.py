@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 from litestar import Controller, get, put
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 
 from authsvc.db.models import Identity
-from authsvc.principal import Principal
-from authsvc.services import Services
 from authsvc.web.auth import provide_principal
+from authsvc.web.deps import PrincipalDep, ServicesDep
 from authsvc.web.schemas import RateLimitIn, RateLimitOut, ratelimits_out
 
 
@@ -42,7 +42,11 @@ class IdentityController(Controller):
 
     @put("/{external_id:str}")
     async def put_identity(
-        self, external_id: str, data: IdentityPut, services: Services, principal: Principal
+        self,
+        external_id: FromPath[str],
+        data: JSONBody[IdentityPut],
+        services: ServicesDep,
+        principal: PrincipalDep,
     ) -> IdentityOut:
         row = await services.identities.put(
             principal, external_id, ratelimits=data.ratelimits, metadata=data.metadata
@@ -51,6 +55,6 @@ class IdentityController(Controller):
 
     @get("/{external_id:str}")
     async def get_identity(
-        self, external_id: str, services: Services, principal: Principal
+        self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
     ) -> IdentityOut:
         return identity_out(await services.identities.get(principal, external_id))

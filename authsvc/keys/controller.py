@@ -7,12 +7,12 @@ from typing import Any
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from authsvc.db.models import ApiKey
 from authsvc.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage, KeyPatch, RerollIn
-from authsvc.principal import Principal
-from authsvc.services import Services
 from authsvc.web.auth import provide_principal
+from authsvc.web.deps import PrincipalDep, ServicesDep
 from authsvc.web.schemas import grants_in, grants_out, ratelimits_out
 
 
@@ -44,7 +44,7 @@ class KeyController(Controller):
 
     @post("/")
     async def create_key(
-        self, data: KeyCreate, services: Services, principal: Principal
+        self, data: JSONBody[KeyCreate], services: ServicesDep, principal: PrincipalDep
     ) -> KeyCreated:
         created = await services.keys.create(
             principal,
@@ -60,21 +60,27 @@ class KeyController(Controller):
     @get("/")
     async def list_keys(
         self,
-        services: Services,
-        principal: Principal,
-        limit: int | None = None,
-        cursor: str | None = None,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> KeyPage:
         rows, next_cursor = await services.keys.list(principal, limit=limit, cursor=cursor)
         return KeyPage([KeyOut(**key_out(r)) for r in rows], next_cursor)
 
     @get("/{key_id:str}")
-    async def get_key(self, key_id: str, services: Services, principal: Principal) -> KeyOut:
+    async def get_key(
+        self, key_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> KeyOut:
         return KeyOut(**key_out(await services.keys.get(principal, key_id)))
 
     @patch("/{key_id:str}")
     async def update_key(
-        self, key_id: str, data: KeyPatch, services: Services, principal: Principal
+        self,
+        key_id: FromPath[str],
+        data: JSONBody[KeyPatch],
+        services: ServicesDep,
+        principal: PrincipalDep,
     ) -> KeyOut:
         changes = {
             f: getattr(data, f)
@@ -86,12 +92,18 @@ class KeyController(Controller):
         return KeyOut(**key_out(await services.keys.update(principal, key_id, changes)))
 
     @delete("/{key_id:str}", status_code=200)
-    async def revoke_key(self, key_id: str, services: Services, principal: Principal) -> KeyOut:
+    async def revoke_key(
+        self, key_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> KeyOut:
         return KeyOut(**key_out(await services.keys.revoke(principal, key_id)))
 
     @post("/{key_id:str}/reroll", status_code=200)
     async def reroll_key(
-        self, key_id: str, services: Services, principal: Principal, data: RerollIn | None = None
+        self,
+        key_id: FromPath[str],
+        services: ServicesDep,
+        principal: PrincipalDep,
+        data: JSONBody[RerollIn | None] = None,
     ) -> KeyCreated:
         grace = data.grace_s if data else 0
         created = await services.keys.reroll(principal, key_id, grace)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from authsvc.db.models import Tenant
-from authsvc.principal import Principal
-from authsvc.services import Services
 from authsvc.tenants.schemas import (
     AdminKeyOut,
     TenantCreate,
@@ -18,6 +17,7 @@ from authsvc.tenants.schemas import (
 )
 from authsvc.tenants.service import TenantPatch, TenantService
 from authsvc.web.auth import provide_operator
+from authsvc.web.deps import PrincipalDep, ServicesDep
 
 
 def tenant_out(tenants: TenantService, t: Tenant) -> TenantOut:
@@ -45,7 +45,7 @@ class TenantController(Controller):
 
     @post("/")
     async def create_tenant(
-        self, data: TenantCreate, services: Services, operator: Principal
+        self, data: JSONBody[TenantCreate], services: ServicesDep, operator: PrincipalDep
     ) -> TenantCreated:
         tenant, admin = await services.tenants.create(
             name=data.name, slug=data.slug, actor=operator.actor
@@ -58,23 +58,27 @@ class TenantController(Controller):
     @get("/")
     async def list_tenants(
         self,
-        services: Services,
-        operator: Principal,
-        limit: int | None = None,
-        cursor: str | None = None,
+        services: ServicesDep,
+        operator: PrincipalDep,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> TenantPage:
         rows, next_cursor = await services.tenants.list(limit=limit, cursor=cursor)
         return TenantPage([tenant_out(services.tenants, t) for t in rows], next_cursor)
 
     @get("/{tenant_id:str}")
     async def get_tenant(
-        self, tenant_id: str, services: Services, operator: Principal
+        self, tenant_id: FromPath[str], services: ServicesDep, operator: PrincipalDep
     ) -> TenantOut:
         return tenant_out(services.tenants, await services.tenants.get(tenant_id))
 
     @patch("/{tenant_id:str}")
     async def update_tenant(
-        self, tenant_id: str, data: TenantPatchIn, services: Services, operator: Principal
+        self,
+        tenant_id: FromPath[str],
+        data: JSONBody[TenantPatchIn],
+        services: ServicesDep,
+        operator: PrincipalDep,
     ) -> TenantOut:
         changes = TenantPatch(**{f: getattr(data, f) for f in data.__struct_fields__})
         tenant = await services.tenants.update(tenant_id, changes, actor=operator.actor)
@@ -82,7 +86,7 @@ class TenantController(Controller):
 
     @delete("/{tenant_id:str}", status_code=200)
     async def disable_tenant(
-        self, tenant_id: str, services: Services, operator: Principal
+        self, tenant_id: FromPath[str], services: ServicesDep, operator: PrincipalDep
     ) -> TenantOut:
         tenant = await services.tenants.disable(tenant_id, actor=operator.actor)
         return tenant_out(services.tenants, tenant)

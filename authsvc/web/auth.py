@@ -16,6 +16,7 @@ from authsvc.keys import secret as keysecret
 from authsvc.keys.service import key_status
 from authsvc.principal import Principal
 from authsvc.services import Services
+from authsvc.web.deps import ServicesDep
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
@@ -55,14 +56,14 @@ async def principal_for(services: Services, token: str | None) -> Principal:
     raise Unauthenticated("The credential is not a well-formed API key.")
 
 
-async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any], services: ServicesDep) -> Principal:
     principal = await principal_for(services, bearer_token(request))
     if principal.kind != "key":
         raise Forbidden("This endpoint needs an API key of a tenant.")
     return principal
 
 
-async def provide_operator(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def provide_operator(request: Request[Any, Any, Any], services: ServicesDep) -> Principal:
     principal = await principal_for(services, bearer_token(request))
     if principal.kind != "operator":
         raise Forbidden("This endpoint needs an operator key.")
@@ -70,5 +71,5 @@ async def provide_operator(request: Request[Any, Any, Any], services: Services) 
 
 
 def provide_services(request: Request[Any, Any, Any]) -> Services:
-    services: Services = request.app.state.services
+    services: ServicesDep = request.app.state.services
     return services

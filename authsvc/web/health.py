@@ -8,7 +8,7 @@ from litestar import get
 from litestar.response import Response
 from sqlalchemy import text
 
-from authsvc.services import Services
+from authsvc.web.deps import ServicesDep
 
 
 @get("/healthz", tags=["health"], include_in_schema=True)
@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"])
-async def readyz(services: Services) -> Response[dict[str, Any]]:
+async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     try:
         async with services.engine.connect() as conn:
