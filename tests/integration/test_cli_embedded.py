@@ -1,0 +1,132 @@
+"""The new-user tour, end to end against real processes: ``authsvc serve`` with no settings,
+``authsvc init``, then tenants and keys over HTTP. Once on the embedded default, once on the real
+Postgres with ``AUTHSVC_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+from tests.server import clean_env, cli, running_server
+
+pytestmark = pytest.mark.slow
+
+
+def _tour(base: str, operator_key: str) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        r = http.post(
+            "/v1/tenants",
+            json={"name": "Acme"},
+            headers={"Authorization": f"Bearer {operator_key}"},
+        )
+        assert r.status_code == 201, r.text
+        admin = {"Authorization": f"Bearer {r.json()['admin_key']['key']}"}
+        r = http.post(
+            "/v1/keys",
+            json={
+                "name": "backend",
+                "scopes": ["KEYS:READ", {"scope": "PIPES:READ:orders", "fixed_params": {"org": 1}}],
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        scoped = r.json()
+        scoped_h = {"Authorization": f"Bearer {scoped['key']}"}
+        r = http.get("/v1/keys", headers=scoped_h)
+        assert r.status_code == 200
+        assert {k["name"] for k in r.json()["data"]} == {"admin", "backend"}
+        r = http.post("/v1/keys", json={"name": "x", "scopes": ["ADMIN"]}, headers=scoped_h)
+        assert r.status_code == 403
+        r = http.post(
+            "/v1/keys", content=b"{nope", headers={**admin, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 400
+        assert r.json()["code"] == "INVALID_REQUEST"
+        assert http.delete(f"/v1/keys/{scoped['id']}", headers=admin).status_code == 200
+        r = http.get("/v1/keys", headers=scoped_h)
+        assert r.status_code == 401
+        assert scoped["key"] not in r.text
+
+
+def test_serve_with_no_settings_creates_data_dir_and_secret_file(tmp_path: Path) -> None:
+    env = clean_env()
+    with running_server(tmp_path, env) as (base, _):
+        secret = tmp_path / ".authsvc" / "master.key"
+        assert secret.exists()
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert (tmp_path / ".authsvc" / "authsvc.db").exists()
+        out = cli("init", "--json", cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        operator_key = json.loads(out.stdout)["operator_key"]
+        assert operator_key.startswith("aso_")
+        _tour(base, operator_key)
+
+
+def test_init_without_json_prints_key_once_and_a_next_step(tmp_path: Path) -> None:
+    out = cli("init", cwd=tmp_path, env=clean_env())
+    assert out.returncode == 0, out.stderr
+    assert "aso_" in out.stdout
+    assert "/v1/tenants" in out.stdout
+
+
+def test_cli_tenant_and_key_commands_use_the_service_layer(tmp_path: Path) -> None:
+    env = clean_env()
+    out = cli("tenant", "create", "Globex", "--slug", "globex", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    created = json.loads(out.stdout)
+    assert created["tenant"]["slug"] == "globex"
+    out = cli(
+        "key",
+        "create",
+        "globex",
+        "--name",
+        "etl",
+        "--scope",
+        "PIPES:READ:events",
+        cwd=tmp_path,
+        env=env,
+    )
+    key = json.loads(out.stdout)
+    assert key["key"].startswith("ask_")
+    listed = json.loads(cli("key", "list", "globex", cwd=tmp_path, env=env).stdout)
+    assert {k["name"] for k in listed} == {"admin", "etl"}
+    out = cli("key", "revoke", "globex", key["id"], cwd=tmp_path, env=env)
+    assert out.returncode == 0
+    listed = json.loads(cli("key", "list", "globex", cwd=tmp_path, env=env).stdout)
+    assert [k["revoked"] for k in listed if k["name"] == "etl"] == [True]
+    out = cli(
+        "key", "create", "globex", "--name", "bad", "--scope", "nonsense", cwd=tmp_path, env=env
+    )
+    assert out.returncode == 1
+    assert "INVALID_SCOPE" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = cli("tenant", "disable", "globex", cwd=tmp_path, env=env)
+    assert json.loads(out.stdout)["enabled"] is False
+    assert cli("db", "check", cwd=tmp_path, env=env).returncode == 0
+
+
+@pytest.mark.postgres
+def test_same_tour_passes_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    env = clean_env({"AUTHSVC_DATABASE_URL": pg_url, "AUTHSVC_SECRET_KEY": TEST_SECRET})
+    assert cli("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+    with running_server(tmp_path, env) as (base, _):
+        out = cli("init", "--json", cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        _tour(base, json.loads(out.stdout)["operator_key"])
+    assert not (tmp_path / ".authsvc").exists()
+
+
+def test_db_check_fails_on_a_database_without_the_schema(tmp_path: Path) -> None:
+    env = clean_env(
+        {
+            "AUTHSVC_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+            "AUTHSVC_SECRET_KEY": TEST_SECRET,
+        }
+    )
+    out = cli("db", "check", cwd=tmp_path, env=env)
+    assert out.returncode == 1
