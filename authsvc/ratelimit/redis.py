@@ -31,8 +31,12 @@ Consistency trade-offs (Unkey-style honesty):
 Coalescing: with ``coalesce=True`` (the default) the ``check`` calls that arrive in the
 same event-loop iteration are sent as one pipeline of ``EVALSHA`` calls. Each decision is
 still its own script (its own atomic unit); they merely share a network round trip and a
-pooled connection, which costs one extra loop iteration of latency and saves a socket
-write/read pair per decision under concurrency.
+pooled connection. At most ``max_inflight_batches`` pipelines are in flight; calls that
+arrive meanwhile wait and leave together as the next batch. Under concurrency that roughly
+doubles throughput (bench/ratelimit_bench.py) and, as important, bounds the connections
+the limiter takes from the pool. Without coalescing every concurrent call holds its own
+connection, and redis-py's pool (100 by default) raises ``MaxConnectionsError`` (a
+``ConnectionError``) when exhausted, which this limiter must then treat like an outage.
 """
 
 from __future__ import annotations
@@ -98,7 +102,10 @@ class RedisLimiter:
         fail_open: bool = True,
         clock: Clock | None = None,
         coalesce: bool = True,
+        max_inflight_batches: int = 8,
     ) -> None:
+        if max_inflight_batches < 1:
+            raise ValueError("max_inflight_batches must be >= 1")
         self._client = client
         self._fail_open = fail_open
         self._clock = clock
@@ -106,7 +113,9 @@ class RedisLimiter:
         self._min_ttl_ms = 0 if clock is None else _INJECTED_CLOCK_MIN_TTL_MS
         self.failures = 0
         self._down = False
+        self._max_inflight = max_inflight_batches
         self._pending: list[tuple[_Call, asyncio.Future[list[int]]]] = []
+        self._flush_scheduled = False
         self._batches: set[asyncio.Task[None]] = set()
 
     async def check(self, scope: str, specs: Sequence[LimitSpec], cost: int = 1) -> Decision:
@@ -133,8 +142,11 @@ class RedisLimiter:
         return build_decision(allowed == 1, now, cost, specs, params, bases)
 
     async def aclose(self) -> None:
-        if self._batches:
-            await asyncio.gather(*self._batches, return_exceptions=True)
+        while self._batches or self._pending:
+            if self._batches:
+                await asyncio.gather(*self._batches, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)
 
     def _degraded(self, exc: Exception) -> Decision:
         self.failures += 1
@@ -166,17 +178,30 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[int]] = loop.create_future()
         self._pending.append((call, future))
-        if len(self._pending) == 1:
-            # Runs after every task already ready in this iteration had its chance to
-            # enqueue, so they all share one round trip.
-            loop.call_soon(self._flush)
+        self._schedule_flush(loop)
         return future
 
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._flush_scheduled and len(self._batches) < self._max_inflight:
+            self._flush_scheduled = True
+            # call_soon runs after every task already ready in this loop iteration had
+            # its chance to enqueue, so they all share one round trip.
+            loop.call_soon(self._flush)
+
     def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._pending or len(self._batches) >= self._max_inflight:
+            return
         batch, self._pending = self._pending, []
         task = asyncio.get_running_loop().create_task(self._run_batch(batch))
         self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
+        task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        # Requests that piled up while every batch slot was busy go out now, as one batch.
+        if self._pending:
+            self._schedule_flush(task.get_loop())
 
     async def _run_batch(self, batch: list[tuple[_Call, asyncio.Future[list[int]]]]) -> None:
         results: list[Any]
