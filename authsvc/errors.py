@@ -96,6 +96,24 @@ class Unavailable(AuthsvcError):
     default_message = "A dependency of the service is unavailable; try again shortly."
 
 
+class OAuthError(AuthsvcError):
+    """An OAuth 2.0 endpoint error, rendered as an RFC 6749 §5.2 body
+    (``{"error": <oauth code>, "error_description": <sentence>}``) rather than the usual one.
+
+    ``error`` is the registered OAuth error code (``invalid_client``, ``invalid_scope`` …);
+    ``status`` is 400 unless the RFC says otherwise (401 for ``invalid_client``);
+    ``challenge`` is a ``WWW-Authenticate`` value to send with it, if any.
+    """
+
+    code = "OAUTH_ERROR"
+
+    def __init__(
+        self, error: str, description: str, *, status: int = 400, challenge: str | None = None
+    ) -> None:
+        self.error, self.status, self.challenge = error, status, challenge
+        super().__init__(description)
+
+
 class ConfigurationError(AuthsvcError):
     """Invalid settings detected at start-up (never reaches HTTP)."""
 

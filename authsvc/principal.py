@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from authsvc.errors import Forbidden
@@ -16,6 +17,8 @@ class Principal:
     tenant_id: str | None = None
     tenant_slug: str | None = None
     grants: tuple[Grant, ...] = ()
+    expires_at: datetime | None = None
+    """When the presented credential stops working (a token minted from it never outlives it)."""
 
     @property
     def actor(self) -> str:

@@ -148,6 +148,19 @@ class KeyService:
         api_key, tenant = row
         return _record(api_key, tenant, via_previous=api_key.key_hash != digest)
 
+    async def record_by_id(self, tenant_id: str, key_id: str) -> KeyRecord | None:
+        """The current record of a key by id (the key that minted a JWT), or ``None``."""
+        stmt = (
+            select(ApiKey, Tenant)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+        )
+        async with self._db() as session:
+            row = (await session.execute(stmt)).first()
+        if row is None:
+            return None
+        return _record(row[0], row[1], via_previous=False)
+
     # --- management ---------------------------------------------------------------------
 
     async def insert_key(

@@ -71,6 +71,8 @@ class TenantService:
     ) -> None:
         self.db, self.clock, self.settings, self.keys, self.bus = db, clock, settings, keys, bus
         self.on_create: list[TenantHook] = []
+        self.on_update: list[TenantHook] = []
+        """Run inside the update transaction, after the changes are applied to the row."""
 
     def issuer(self, tenant: Tenant) -> str:
         return f"{self.settings.effective_base_url}/t/{tenant.slug}"
@@ -188,6 +190,8 @@ class TenantService:
             for k, v in changes.items():
                 setattr(tenant, k, v.strip() if k == "name" else v)
             tenant.updated_at = now
+            for hook in self.on_update:
+                await hook(session, tenant, now)
             event = RevocationEvent(tenant.id, "tenant", tenant.id, now)
             record_revocation(session, event, now=now)
             audit(

@@ -74,6 +74,15 @@ def domain_error(_: Request[Any, Any, Any], exc: errors.AuthsvcError) -> Respons
     return Response(error_body(exc.message, exc.code), status_code=status, headers=headers)
 
 
+def oauth_error(_: Request[Any, Any, Any], exc: errors.OAuthError) -> Response[Any]:
+    """RFC 6749 §5.2 body; ``no-store`` like every token-endpoint response (§5.1)."""
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if exc.challenge:
+        headers["WWW-Authenticate"] = exc.challenge
+    body = {"error": exc.error, "error_description": exc.message}
+    return Response(body, status_code=exc.status, headers=headers)
+
+
 def _validation_message(exc: ValidationException) -> str:
     parts = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
@@ -125,6 +134,7 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     errors.AuthsvcError: domain_error,
+    errors.OAuthError: oauth_error,
     HTTPException: http_error,
     DBAPIError: database_error,
     PoolTimeout: database_error,
