@@ -14,15 +14,20 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from authsvc import __version__
 from authsvc.audit.controller import AuditController
+from authsvc.background import background
 from authsvc.identities.controller import IdentityController
 from authsvc.keys.controller import KeyController
+from authsvc.metrics import metrics_endpoint
 from authsvc.services import Services, build_services
 from authsvc.settings import Settings
 from authsvc.tenants.controller import TenantController
+from authsvc.verify.authz import AUTHZ_HANDLERS
+from authsvc.verify.controller import VerifyController
 from authsvc.web.auth import provide_services
 from authsvc.web.exceptions import EXCEPTION_HANDLERS
 from authsvc.web.health import healthz, readyz
 from authsvc.web.limits import uri_limit
+from authsvc.web.ratelimit import add_caller_headers
 
 EXPOSED_HEADERS = [
     "RateLimit",
@@ -44,7 +49,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.services = svc
         try:
-            yield
+            async with background(svc):
+                yield
         finally:
             if owned:
                 await svc.aclose()
@@ -57,11 +63,15 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             KeyController,
             IdentityController,
             AuditController,
+            VerifyController,
+            *AUTHZ_HANDLERS,
+            metrics_endpoint,
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[uri_limit],
+        middleware=[uri_limit, svc.metrics.middleware],
+        before_send=[add_caller_headers],
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=["*"], expose_headers=EXPOSED_HEADERS),
         openapi_config=OpenAPIConfig(

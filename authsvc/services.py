@@ -14,12 +14,24 @@ from authsvc.audit.service import AuditService
 from authsvc.clock import Clock, SystemClock
 from authsvc.db.engine import SessionFactory, make_engine, make_session_factory
 from authsvc.identities.service import IdentityService
+from authsvc.keys.cache import KeyCache
 from authsvc.keys.service import KeyService
+from authsvc.keys.usage import UsageRecorder
 from authsvc.master import MasterSecrets, load_master_secrets
+from authsvc.metrics import Metrics
 from authsvc.operators import OperatorService
-from authsvc.revocation.events import NullBus, RevocationBus
+from authsvc.ratelimit.memory import MemoryLimiter
+from authsvc.ratelimit.redis import RedisLimiter
+from authsvc.ratelimit.types import Limiter
+from authsvc.redis_clients import RedisClients, make_redis_clients
+from authsvc.revocation.bus import LocalBus, RedisBus
+from authsvc.revocation.denylist import Denylist
+from authsvc.revocation.events import RevocationBus
+from authsvc.revocation.poller import RevocationPoller
 from authsvc.settings import Settings
 from authsvc.tenants.service import TenantService
+from authsvc.verify.service import VerifyService
+from authsvc.verify.tenants import TenantCache
 
 
 @dataclass(eq=False)
@@ -37,8 +49,21 @@ class Services:
     keys: KeyService
     identities: IdentityService
     audit: AuditService
+    # verification, rate limits, revocation (issue #4)
+    metrics: Metrics
+    denylist: Denylist
+    limiter: Limiter
+    key_cache: KeyCache
+    tenant_cache: TenantCache
+    verifier: VerifyService
+    poller: RevocationPoller
+    usage: UsageRecorder
+    redis: RedisClients | None = None
 
     async def aclose(self) -> None:
+        await self.limiter.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
 
 
@@ -52,9 +77,28 @@ def build_services(
     engine = engine or make_engine(settings)
     db = make_session_factory(engine)
     master = load_master_secrets(settings)
-    bus: RevocationBus = NullBus()
+    metrics = Metrics()
+    denylist = Denylist()
+    redis = make_redis_clients(settings.redis_url) if settings.redis_url else None
+    bus: RevocationBus
+    limiter: Limiter
+    if redis is not None:
+        bus = RedisBus(redis.commands, redis.subscriber, denylist, metrics)
+        injected = None if isinstance(clock, SystemClock) else clock  # else Redis TIME
+        limiter = RedisLimiter(
+            redis.commands, fail_open=settings.ratelimit_fail_open, clock=injected
+        )
+    else:
+        bus, limiter = LocalBus(denylist, metrics), MemoryLimiter(clock)
     hash_secret = master.key_hash_secret
     keys = KeyService(db, clock, hash_secret, bus)
+    identities = IdentityService(db, clock, bus)
+    tenants = TenantService(db=db, clock=clock, settings=settings, keys=keys, bus=bus)
+    key_cache = KeyCache(keys, identities, metrics)
+    tenant_cache = TenantCache(tenants, metrics)
+    usage = UsageRecorder(db, clock)
+    denylist.listeners += [key_cache.on_event, tenant_cache.on_event]
+    poller = RevocationPoller(db, denylist, clock, metrics, interval_s=settings.revocation_poll_s)
     return Services(
         settings=settings,
         clock=clock,
@@ -63,8 +107,17 @@ def build_services(
         secrets=master,
         bus=bus,
         operators=OperatorService(db, clock, hash_secret),
-        tenants=TenantService(db=db, clock=clock, settings=settings, keys=keys, bus=bus),
+        tenants=tenants,
         keys=keys,
-        identities=IdentityService(db, clock, bus),
+        identities=identities,
         audit=AuditService(db),
+        metrics=metrics,
+        denylist=denylist,
+        limiter=limiter,
+        key_cache=key_cache,
+        tenant_cache=tenant_cache,
+        verifier=VerifyService(key_cache, limiter, clock, metrics, usage=usage),
+        poller=poller,
+        usage=usage,
+        redis=redis,
     )

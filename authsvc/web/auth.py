@@ -13,10 +13,11 @@ from litestar import Request
 
 from authsvc.errors import Forbidden, Unauthenticated
 from authsvc.keys import secret as keysecret
-from authsvc.keys.service import key_status
+from authsvc.keys.service import KeyRecord, key_status
 from authsvc.principal import Principal
 from authsvc.services import Services
 from authsvc.web.deps import ServicesDep
+from authsvc.web.ratelimit import guard_caller
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
@@ -31,6 +32,13 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 
 async def principal_for(services: Services, token: str | None) -> Principal:
     """Any management principal: an operator key or a tenant API key."""
+    return (await authenticate(services, token))[0]
+
+
+async def authenticate(
+    services: Services, token: str | None
+) -> tuple[Principal, KeyRecord | None]:
+    """The principal and, for an API key, its (cached) record."""
     if token is None:
         raise Unauthenticated("Missing bearer credential.")
     kind = keysecret.kind_of(token)
@@ -38,28 +46,33 @@ async def principal_for(services: Services, token: str | None) -> Principal:
         op_id = await services.operators.authenticate(token)
         if op_id is None:
             raise Unauthenticated("Unknown or revoked operator key.")
-        return Principal(kind="operator", id=op_id)
+        return Principal(kind="operator", id=op_id), None
     if kind == "api":
-        record = await services.keys.lookup(token)
+        # The same cached path as /v1/verify: warm, no database; revocations drop the entry.
+        record = await services.key_cache.record(token)
         if record is None:
             raise Unauthenticated("Unknown API key.")
         status = key_status(record, services.clock.now())
         if status != "VALID":
             raise Unauthenticated(f"The API key is {status.lower()}.")
-        return Principal(
+        principal = Principal(
             kind="key",
             id=record.id,
             tenant_id=record.tenant_id,
             tenant_slug=record.tenant_slug,
             grants=record.grants,
+            expires_at=record.expires_at,
         )
+        return principal, record
     raise Unauthenticated("The credential is not a well-formed API key.")
 
 
 async def provide_principal(request: Request[Any, Any, Any], services: ServicesDep) -> Principal:
-    principal = await principal_for(services, bearer_token(request))
-    if principal.kind != "key":
+    principal, record = await authenticate(services, bearer_token(request))
+    if principal.kind != "key" or record is None:
         raise Forbidden("This endpoint needs an API key of a tenant.")
+    await guard_caller(request, services, record)
+    services.usage.touch(record.id)
     return principal
 
 

@@ -1,0 +1,180 @@
+"""Revocation buses: how a committed revocation reaches every instance's :class:`Denylist`.
+
+Both buses apply the events to the local denylist first (synchronously, so the instance that
+made the change refuses the credential on its very next request), then tell the others.
+
+* :class:`LocalBus` (embedded mode): there are no others. Another process writing to the same
+  SQLite file (the CLI) is picked up by the poller.
+* :class:`RedisBus`: ``PUBLISH`` on one channel; every instance runs :meth:`RedisBus.run`, a
+  subscriber that applies what it receives. Pub/sub is fire-and-forget: a message sent while
+  an instance is disconnected is lost to it. That is acceptable because the database row is
+  the truth and the poller re-reads it every ``AUTHSVC_REVOCATION_POLL_S``; the broadcast only
+  makes propagation take milliseconds instead of up to one poll interval. A publish that
+  fails (Redis down) is logged and counted, never raised: the revocation is already committed
+  and the caller must not see an error for it. The subscriber reconnects by itself with a
+  capped backoff and, once back, asks the poller for an immediate catch-up.
+
+Messages carry no secret: tenant id, kind, value (a key id, a jti, a subject, a kid), cutoff
+and expiry. Applying an event twice is harmless (the denylist and the caches are idempotent),
+so an instance receiving its own broadcast just repeats work it already did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from authsvc.metrics import Metrics
+from authsvc.revocation.denylist import Denylist
+from authsvc.revocation.events import Kind, RevocationEvent
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "authsvc:revocations"
+_KINDS = frozenset({"jti", "sub", "key_tokens", "key", "tenant", "signing_key"})
+_BACKOFF_START_S = 0.05
+_BACKOFF_MAX_S = 2.0
+
+
+def encode(events: Sequence[RevocationEvent], origin: str) -> str:
+    return json.dumps(
+        {
+            "o": origin,
+            "e": [
+                [
+                    e.tenant_id,
+                    e.kind,
+                    e.value,
+                    e.cutoff.timestamp(),
+                    None if e.expires_at is None else e.expires_at.timestamp(),
+                ]
+                for e in events
+            ],
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode(payload: str | bytes) -> tuple[str, list[RevocationEvent]]:
+    """``(origin, events)``; raises ``ValueError`` for anything that is not our message."""
+    try:
+        body = json.loads(payload)
+        origin = str(body["o"])
+        events = []
+        for tenant_id, kind, value, cutoff, expires in body["e"]:
+            if kind not in _KINDS or not isinstance(tenant_id, str) or not isinstance(value, str):
+                raise ValueError("unknown revocation event")
+            events.append(
+                RevocationEvent(
+                    tenant_id,
+                    cast(Kind, kind),
+                    value,
+                    datetime.fromtimestamp(float(cutoff), UTC),
+                    None if expires is None else datetime.fromtimestamp(float(expires), UTC),
+                )
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError("not a revocation message") from exc
+    return origin, events
+
+
+class LocalBus:
+    """Embedded mode: apply locally; nobody else to tell."""
+
+    def __init__(self, denylist: Denylist, metrics: Metrics) -> None:
+        self._denylist, self._metrics = denylist, metrics
+
+    async def publish(self, events: Sequence[RevocationEvent]) -> None:
+        for event in events:
+            self._denylist.apply(event)
+            self._metrics.revocations.labels(event.kind, "local").inc()
+
+
+class RedisBus:
+    """Apply locally, then broadcast on Redis pub/sub; :meth:`run` is the subscriber."""
+
+    def __init__(
+        self,
+        client: Redis,
+        subscriber: Redis,
+        denylist: Denylist,
+        metrics: Metrics,
+        *,
+        channel: str = CHANNEL,
+    ) -> None:
+        self._client, self._subscriber = client, subscriber
+        self._denylist, self._metrics, self._channel = denylist, metrics, channel
+        self.origin = secrets.token_hex(8)
+        self.on_reconnect: list[Callable[[], None]] = []
+        self.connected = asyncio.Event()
+
+    async def publish(self, events: Sequence[RevocationEvent]) -> None:
+        if not events:
+            return
+        for event in events:
+            self._denylist.apply(event)
+            self._metrics.revocations.labels(event.kind, "local").inc()
+        try:
+            await self._client.publish(self._channel, encode(events, self.origin))
+        except Exception as exc:  # Redis down: committed anyway, the pollers will see it
+            self._metrics.revocation_errors.labels("publish").inc()
+            log.warning(
+                "revocation broadcast failed (%s); other instances learn it by polling",
+                type(exc).__name__,
+            )
+
+    def handle(self, payload: str | bytes) -> int:
+        """Apply one received message; returns how many events it carried."""
+        try:
+            origin, events = decode(payload)
+        except ValueError:
+            log.warning("ignored a malformed message on the revocation channel")
+            return 0
+        if origin == self.origin:
+            return 0  # applied when published
+        for event in events:
+            self._denylist.apply(event)
+            self._metrics.revocations.labels(event.kind, "broadcast").inc()
+        return len(events)
+
+    async def run(self) -> None:
+        """Subscribe forever; reconnect with a capped backoff whenever the link drops."""
+        backoff = _BACKOFF_START_S
+        first = True
+        while True:
+            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self.connected.set()
+                if not first:
+                    log.info("revocation subscriber reconnected; catching up from the database")
+                    for callback in self.on_reconnect:
+                        callback()
+                first, backoff = False, _BACKOFF_START_S
+                while True:
+                    message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.handle(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.connected.is_set() or first:
+                    log.warning(
+                        "revocation subscriber disconnected (%s); retrying", type(exc).__name__
+                    )
+                self.connected.clear()
+                first = False
+                self._metrics.revocation_errors.labels("subscriber").inc()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+            finally:
+                with contextlib.suppress(Exception):  # the link is already gone
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
