@@ -19,6 +19,7 @@ from authsvc.keys.service import KeyService
 from authsvc.keys.usage import UsageRecorder
 from authsvc.master import MasterSecrets, load_master_secrets
 from authsvc.metrics import Metrics
+from authsvc.oauth.service import OAuthService
 from authsvc.operators import OperatorService
 from authsvc.ratelimit.memory import MemoryLimiter
 from authsvc.ratelimit.redis import RedisLimiter
@@ -29,7 +30,12 @@ from authsvc.revocation.denylist import Denylist
 from authsvc.revocation.events import RevocationBus
 from authsvc.revocation.poller import RevocationPoller
 from authsvc.settings import Settings
+from authsvc.signing.rotation import RotationTask
+from authsvc.signing.service import SigningKeyService
 from authsvc.tenants.service import TenantService
+from authsvc.tokens.policy import PolicyCache
+from authsvc.tokens.service import TokenService
+from authsvc.tokens.verifier import TokenVerifier
 from authsvc.verify.service import VerifyService
 from authsvc.verify.tenants import TenantCache
 
@@ -49,6 +55,13 @@ class Services:
     keys: KeyService
     identities: IdentityService
     audit: AuditService
+    # token issuing, signing keys, OAuth (issue #3)
+    policies: PolicyCache
+    signing: SigningKeyService
+    tokens: TokenService
+    token_verifier: TokenVerifier
+    oauth: OAuthService
+    rotation: RotationTask
     # verification, rate limits, revocation (issue #4)
     metrics: Metrics
     denylist: Denylist
@@ -99,6 +112,23 @@ def build_services(
     usage = UsageRecorder(db, clock)
     denylist.listeners += [key_cache.on_event, tenant_cache.on_event]
     poller = RevocationPoller(db, denylist, clock, metrics, interval_s=settings.revocation_poll_s)
+    policies = PolicyCache(tenants)
+    signing = SigningKeyService(db, clock, master, bus)
+    tenants.on_create.append(signing.on_tenant_create)
+    tenants.on_update.append(signing.on_tenant_update)
+    tokens = TokenService(
+        db=db,
+        clock=clock,
+        policies=policies,
+        signing=signing,
+        keys=keys,
+        denylist=denylist,
+        bus=bus,
+    )
+    token_verifier = TokenVerifier(
+        policies=policies, signing=signing, keys=keys, denylist=denylist, clock=clock
+    )
+    denylist.listeners += [policies.on_event, signing.keyring.on_event, token_verifier.on_event]
     return Services(
         settings=settings,
         clock=clock,
@@ -111,12 +141,22 @@ def build_services(
         keys=keys,
         identities=identities,
         audit=AuditService(db),
+        policies=policies,
+        signing=signing,
+        tokens=tokens,
+        token_verifier=token_verifier,
+        oauth=OAuthService(
+            tokens=tokens, verifier=token_verifier, lookup=key_cache.record, clock=clock
+        ),
+        rotation=RotationTask(signing, clock),
         metrics=metrics,
         denylist=denylist,
         limiter=limiter,
         key_cache=key_cache,
         tenant_cache=tenant_cache,
-        verifier=VerifyService(key_cache, limiter, clock, metrics, usage=usage),
+        verifier=VerifyService(
+            key_cache, limiter, clock, metrics, usage=usage, base_url=settings.effective_base_url
+        ),
         poller=poller,
         usage=usage,
         redis=redis,

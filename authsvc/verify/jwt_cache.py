@@ -10,7 +10,8 @@ back to the verifier, which gives the exact code.
 Invalidation: a ``tenant`` or ``signing_key`` event drops the tenant's entries (tenant
 disabled, signing key removed); a ``key`` event drops the tokens minted by that key (its state
 changed). ``jti`` / ``sub`` / ``key_tokens`` events need no drop: the denylist is consulted on
-every hit. Memory is bounded (``max_entries``, oldest inserted evicted first).
+every hit (for the token, its subject, its minting key and the JWTs it was exchanged from).
+Memory is bounded (``max_entries``, oldest inserted evicted first).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class TokenCheckLike(Protocol):
     @property
     def tenant_slug(self) -> str | None: ...
     @property
-    def claims(self) -> Mapping[str, Any]: ...
+    def claims(self) -> Mapping[str, Any] | None: ...
     @property
     def grants(self) -> tuple[Grant, ...]: ...
     @property
@@ -62,6 +63,8 @@ class _Entry:
     check: TokenCheckLike
     exp: float
     iat: float
+    parents: tuple[str, ...]
+    """``parent_jtis``: the JWTs this one was exchanged from (revoking one revokes it)."""
 
 
 class VerifiedTokenCache:
@@ -103,25 +106,30 @@ class VerifiedTokenCache:
     def _usable(self, entry: _Entry, tenant_id: str) -> bool:
         if self._clock.time() >= entry.exp:
             return False
-        check = entry.check
-        return not self._denylist.token_revoked(
-            tenant_id,
-            jti=check.jti or "",
-            sub=check.sub,
-            client_id=check.client_id,
-            iat=entry.iat,
+        check, deny = entry.check, self._denylist
+        if deny.token_revoked(
+            tenant_id, jti=check.jti or "", sub=check.sub, client_id=check.client_id, iat=entry.iat
+        ):
+            return False
+        return not any(
+            deny.token_revoked(tenant_id, jti=p, sub=None, client_id=None, iat=entry.iat)
+            for p in entry.parents
         )
 
     def _store(self, k: tuple[str, str], check: TokenCheckLike) -> None:
         assert check.expires_at is not None
-        iat = check.claims.get("iat")
+        claims = check.claims or {}
+        iat = claims.get("iat")
         iat_f = float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else 0.0
+        parents = claims.get("parent_jtis") or []
+        if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+            return
         if len(self._entries) >= self.max_entries:
             now = self._clock.time()
             self._entries = {key: e for key, e in self._entries.items() if e.exp > now}
             while len(self._entries) >= self.max_entries:
                 del self._entries[next(iter(self._entries))]
-        self._entries[k] = _Entry(check, check.expires_at.timestamp(), iat_f)
+        self._entries[k] = _Entry(check, check.expires_at.timestamp(), iat_f, tuple(parents))
 
     def on_event(self, event: RevocationEvent) -> None:
         if event.kind in ("tenant", "signing_key"):

@@ -30,6 +30,8 @@ values (a request touching both resources must satisfy both filters).
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -41,8 +43,9 @@ from authsvc.keys.service import KeyRecord, key_status
 from authsvc.keys.usage import UsageRecorder
 from authsvc.metrics import Metrics
 from authsvc.ratelimit.types import ALLOWED_NO_LIMITS, Decision, Limiter, LimitSpec
+from authsvc.revocation.denylist import Denylist
 from authsvc.scopes import ParamValue, Scope, find_grant
-from authsvc.verify.jwt_cache import VerifiedTokenCache
+from authsvc.verify.jwt_cache import TokenVerifierLike, VerifiedTokenCache
 from authsvc.verify.limits import key_specs, token_specs
 from authsvc.verify.verdict import CODES, Code, Verdict, denied
 
@@ -63,12 +66,18 @@ class VerifyService:
         metrics: Metrics,
         *,
         usage: UsageRecorder | None = None,
-        tokens: VerifiedTokenCache | None = None,
+        base_url: str = "",
     ) -> None:
         self.keys, self.limiter, self._clock, self._metrics = keys, limiter, clock, metrics
-        self.usage = usage
-        self.tokens = tokens
-        """JWT verification; ``None`` until the token verifier is wired (JWTs are MALFORMED)."""
+        self.usage, self.base_url = usage, base_url
+        self.tokens: VerifiedTokenCache | None = None
+        """JWT verification; ``None`` until :meth:`enable_jwt` (JWTs are then MALFORMED)."""
+
+    def enable_jwt(self, verifier: TokenVerifierLike, denylist: Denylist) -> None:
+        """Verify JWTs with ``verifier``, repeats served from a cache kept in step with
+        ``denylist`` (see :mod:`authsvc.verify.jwt_cache`)."""
+        self.tokens = VerifiedTokenCache(verifier, denylist, self._clock, self._metrics)
+        denylist.listeners.append(self.tokens.on_event)
 
     async def verify(
         self,
@@ -150,6 +159,11 @@ class VerifyService:
             return denied("MALFORMED", "JWT verification is not available.", "jwt")
         check = await self.tokens.verify(token, tenant_id=tenant_id)
         code = _code(check.code)
+        if code == "INVALID_SIGNATURE" and _foreign_issuer(token, check.tenant_slug, self.base_url):
+            # Signed by another issuer (another tenant, or anyone else): to this tenant it is
+            # simply not one of its credentials. Read from the token itself, so it reveals
+            # nothing the caller could not see.
+            return denied("NOT_FOUND", "The token was not issued by this tenant.", "jwt")
         if code in ("MALFORMED", "INVALID_SIGNATURE", "NOT_FOUND"):
             return denied(code, check.reason or "The token is not valid.", "jwt")
         if check.tenant_id != tenant_id:  # never valid across tenants, whatever else holds
@@ -166,13 +180,13 @@ class VerifyService:
         )
         if code != "VALID":
             return _with(base, code, reason=check.reason)
-        if audience is not None and audience not in _audiences(check.claims):
+        if audience is not None and audience not in _audiences(check.claims or {}):
             return _with(
                 base, "MALFORMED", reason="The token's audience does not include the one asked."
             )
 
         async def specs() -> list[LimitSpec]:
-            return token_specs(check.claims, sub=check.sub, jti=check.jti)
+            return token_specs(check.claims or {}, sub=check.sub, jti=check.jti)
 
         return await self._authorize(base, required, cost, specs)
 
@@ -233,6 +247,19 @@ def _with(base: Verdict, code: Code, **changes: Any) -> Verdict:
         decision=changes.get("decision"),
         reason=changes.get("reason"),
     )
+
+
+def _foreign_issuer(token: str, tenant_slug: str | None, base_url: str) -> bool:
+    """Whether the (unverified) ``iss`` of a compact JWT names another issuer than the tenant."""
+    if tenant_slug is None:
+        return False
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return False
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    return isinstance(iss, str) and iss != f"{base_url}/t/{tenant_slug}"
 
 
 def _audiences(claims: Mapping[str, Any]) -> list[str]:
