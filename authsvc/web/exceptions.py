@@ -1,8 +1,11 @@
 """The one place where errors become HTTP responses.
 
 Domain errors (:mod:`authsvc.errors`) map to a status by class; Litestar's own HTTP
-exceptions (routing, validation, body size) and database outages get stable codes too; anything
-else is a 500 with no detail. No body ever echoes request input.
+exceptions (routing, validation, body size) and database outages get stable codes too; input the
+parser or the database cannot take (invalid UTF-8, nesting too deep, a number or date out of
+range, a NUL character) is a 400, never a 500 or a 503; anything else is a 500 with no detail.
+No body ever echoes request input, and anything shaped like a credential is redacted from every
+message as a last line of defence.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from authsvc import errors
@@ -44,10 +47,34 @@ HTTP_CODES = {
     503: "UNAVAILABLE",
 }
 _QUOTED = re.compile(r"'[^']*'")
+_CREDENTIAL = re.compile(r"(?<![0-9A-Za-z])(?:(?:ask|aso)_[0-9A-Za-z]+|eyJ[\w-]*(?:\.[\w-]*)*)")
+#: SQLSTATE class 22, "data exception": a value the column cannot hold (NUL, out of range).
+_DATA_EXCEPTION_CLASS = "22"
+
+
+def redact(message: str) -> str:
+    """Replace anything shaped like an API/operator key or a JWT, even a truncated one."""
+    return _CREDENTIAL.sub("[redacted]", message)
 
 
 def error_body(message: str, code: str) -> dict[str, str]:
-    return {"error": message, "code": code}
+    return {"error": redact(message), "code": code}
+
+
+def _unstorable_value(exc: BaseException) -> bool:
+    """An integer or date out of range, or a character the database refuses (input, not outage)."""
+    if isinstance(exc, OverflowError):
+        return True
+    if isinstance(exc, StatementError):
+        orig = exc.orig
+        if isinstance(orig, OverflowError):
+            return True
+        return str(getattr(orig, "sqlstate", "") or "").startswith(_DATA_EXCEPTION_CLASS)
+    return False
+
+
+def _bad_input(message: str) -> Response[Any]:
+    return Response(error_body(message, "INVALID_REQUEST"), status_code=400)
 
 
 def status_for(exc: errors.AuthsvcError) -> int:
@@ -111,6 +138,8 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def database_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _unstorable_value(exc):
+        return _bad_input("A value is out of range or contains a character that cannot be stored.")
     if isinstance(exc, IntegrityError):
         return Response(
             error_body("The request conflicts with existing data.", "CONFLICT"), status_code=409
@@ -124,6 +153,13 @@ def database_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, UnicodeDecodeError | RecursionError):
+        # Raised by the JSON decoder itself: invalid UTF-8, or nesting deeper than it recurses.
+        return _bad_input(
+            "The request body is not valid JSON (invalid UTF-8 or nested too deeply)."
+        )
+    if _unstorable_value(exc):
+        return database_error(request, exc)
     if isinstance(exc, DBAPIError | PoolTimeout | ConnectionError | OSError | TimeoutError):
         return database_error(request, exc)
     log.error(
