@@ -18,9 +18,14 @@ from authsvc.background import background
 from authsvc.identities.controller import IdentityController
 from authsvc.keys.controller import KeyController
 from authsvc.metrics import metrics_endpoint
+from authsvc.oauth.controller import OAuthController
+from authsvc.oauth.wellknown import WELL_KNOWN_HANDLERS
 from authsvc.services import Services, build_services
 from authsvc.settings import Settings
+from authsvc.signing.controller import SigningKeyController
+from authsvc.signing.rotation import rotating
 from authsvc.tenants.controller import TenantController
+from authsvc.tokens.controller import TokenController
 from authsvc.verify.authz import AUTHZ_HANDLERS
 from authsvc.verify.controller import VerifyController
 from authsvc.web.auth import provide_services
@@ -66,10 +71,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             VerifyController,
             *AUTHZ_HANDLERS,
             metrics_endpoint,
+            TokenController,
+            SigningKeyController,
+            OAuthController,
+            *WELL_KNOWN_HANDLERS,
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[lifespan],
+        lifespan=[lifespan, lambda _app: rotating(svc.rotation)],
         middleware=[uri_limit, svc.metrics.middleware],
         before_send=[add_caller_headers],
         request_max_body_size=settings.max_body_bytes,

@@ -1,0 +1,52 @@
+"""Tenant routes for JWTs: ``POST /v1/tokens`` and ``POST /v1/tokens/revoke``."""
+
+from __future__ import annotations
+
+from litestar import Controller, post
+from litestar.di import Provide
+from litestar.params import JSONBody
+from litestar.response import Response
+
+from authsvc.tokens.schemas import TokenCreate, TokenCreated, TokenRevoke, TokenRevoked
+from authsvc.web.auth import provide_principal
+from authsvc.web.deps import PrincipalDep, ServicesDep
+from authsvc.web.schemas import grants_in
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenController(Controller):
+    path = "/v1/tokens"
+    tags = ["tokens"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @post("/", status_code=201)
+    async def create_token(
+        self, data: JSONBody[TokenCreate], services: ServicesDep, principal: PrincipalDep
+    ) -> Response[TokenCreated]:
+        minted = await services.tokens.create(
+            principal,
+            scopes=grants_in(data.scopes),
+            ttl_s=data.ttl_s,
+            sub=data.sub,
+            aud=data.aud,
+            name=data.name,
+            limits=None if data.limits is None else {"rps": data.limits.rps},
+        )
+        body = TokenCreated(
+            token=minted.token,
+            token_type="Bearer",  # noqa: S106 (RFC 6750 token type)
+            expires_in=minted.expires_in,
+            expires_at=minted.expires_at,
+            jti=minted.jti,
+        )
+        return Response(body, status_code=201, headers=NO_STORE)
+
+    @post("/revoke", status_code=200)
+    async def revoke_tokens(
+        self, data: JSONBody[TokenRevoke], services: ServicesDep, principal: PrincipalDep
+    ) -> TokenRevoked:
+        revoked = await services.tokens.revoke(
+            principal, jti=data.jti, sub=data.sub, key_id=data.key_id
+        )
+        return TokenRevoked(revoked.field, revoked.value, revoked.cutoff, revoked.expires_at)
