@@ -53,3 +53,7 @@ async def background(services: Services) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await services.usage.flush()
+        if services.redis is not None:
+            # Drop the connections on this loop (a test client may run the app on a loop of
+            # its own); the clients stay usable and reconnect if used again.
+            await services.redis.disconnect()

@@ -28,6 +28,10 @@ class RedisClients:
     commands: Redis
     subscriber: Redis
 
+    async def disconnect(self) -> None:
+        await self.commands.connection_pool.disconnect()
+        await self.subscriber.connection_pool.disconnect()
+
     async def aclose(self) -> None:
         await self.commands.aclose()
         await self.subscriber.aclose()
