@@ -129,6 +129,10 @@ def build_services(
         policies=policies, signing=signing, keys=keys, denylist=denylist, clock=clock
     )
     denylist.listeners += [policies.on_event, signing.keyring.on_event, token_verifier.on_event]
+    verifier = VerifyService(
+        key_cache, limiter, clock, metrics, usage=usage, base_url=settings.effective_base_url
+    )
+    verifier.enable_jwt(token_verifier, denylist)
     return Services(
         settings=settings,
         clock=clock,
@@ -154,9 +158,7 @@ def build_services(
         limiter=limiter,
         key_cache=key_cache,
         tenant_cache=tenant_cache,
-        verifier=VerifyService(
-            key_cache, limiter, clock, metrics, usage=usage, base_url=settings.effective_base_url
-        ),
+        verifier=verifier,
         poller=poller,
         usage=usage,
         redis=redis,
