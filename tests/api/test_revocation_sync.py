@@ -1,0 +1,136 @@
+"""Revocation reaching an instance without a broadcast (the poller), on both backends, and the
+broadcast message format."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from authsvc.clock import FrozenClock
+from authsvc.db.models import Revocation
+from authsvc.metrics import Metrics
+from authsvc.revocation.bus import RedisBus, decode, encode
+from authsvc.revocation.denylist import Denylist
+from authsvc.revocation.events import RevocationEvent
+from authsvc.services import Services, build_services
+from authsvc.settings import Settings
+from tests.conftest import new_key
+
+Client = httpx.AsyncClient
+
+
+async def test_poll_applies_a_revocation_made_by_another_process(
+    client: Client, admin_key: str, services: Services, settings: Settings, clock: FrozenClock
+) -> None:
+    key = await new_key(client, admin_key, ["PIPES:READ:x"])
+    tenant_id = key["tenant_id"]
+    assert (await services.verifier.verify(key["key"], tenant_id=tenant_id)).code == "VALID"
+    other = build_services(settings, clock=clock)  # e.g. the CLI: its own bus, nobody hears it
+    try:
+        from authsvc.principal import Principal
+        from authsvc.scopes import ADMIN, Grant, Scope
+
+        admin = Principal(kind="key", id="cli", tenant_id=tenant_id, grants=(Grant(Scope(ADMIN)),))
+        await other.keys.revoke(admin, key["id"])
+    finally:
+        await other.aclose()
+    # Nobody told this instance; its poller finds the row (here: called directly).
+    await services.poller.poll()
+    assert (await services.verifier.verify(key["key"], tenant_id=tenant_id)).code == "REVOKED"
+
+
+async def test_poll_applies_a_row_committed_after_a_higher_id(
+    services: Services, clock: FrozenClock, tenant: dict[str, Any]
+) -> None:
+    """Sequence ids can commit out of order: id 10 may become visible after id 11."""
+    tenant_id = tenant["tenant"]["id"]
+    await services.poller.poll()
+    now = clock.now()
+    exp = now + timedelta(hours=1)
+    async with services.db.begin() as session:
+        session.add(
+            Revocation(
+                id=1011,
+                tenant_id=tenant_id,
+                kind="jti",
+                value="late-b",
+                cutoff=now,
+                expires_at=exp,
+                created_at=now,
+            )
+        )
+    assert await services.poller.poll() == 1
+    assert services.denylist.token_revoked(tenant_id, jti="late-b", sub=None, client_id=None, iat=0)
+    async with services.db.begin() as session:  # the "slow" transaction commits now
+        session.add(
+            Revocation(
+                id=1010,
+                tenant_id=tenant_id,
+                kind="jti",
+                value="late-a",
+                cutoff=now,
+                expires_at=exp,
+                created_at=now - timedelta(seconds=2),
+            )
+        )
+    assert await services.poller.poll() == 1
+    assert services.denylist.token_revoked(tenant_id, jti="late-a", sub=None, client_id=None, iat=0)
+    assert await services.poller.poll() == 0  # nothing applied twice
+
+
+async def test_load_restores_live_revocations_and_skips_expired_ones(
+    services: Services, clock: FrozenClock, tenant: dict[str, Any], settings: Settings
+) -> None:
+    tenant_id = tenant["tenant"]["id"]
+    now = clock.now()
+    async with services.db.begin() as session:
+        for value, expires in (("live", now + timedelta(hours=1)), ("dead", now - timedelta(1))):
+            session.add(
+                Revocation(
+                    tenant_id=tenant_id,
+                    kind="jti",
+                    value=value,
+                    cutoff=now,
+                    expires_at=expires,
+                    created_at=now,
+                )
+            )
+    fresh = build_services(settings, clock=clock)  # a new instance starting
+    try:
+        assert await fresh.poller.load() == 1
+        assert fresh.denylist.token_revoked(tenant_id, jti="live", sub=None, client_id=None, iat=0)
+        assert not fresh.denylist.token_revoked(
+            tenant_id, jti="dead", sub=None, client_id=None, iat=0
+        )
+    finally:
+        await fresh.aclose()
+
+
+def test_broadcast_message_round_trips_and_carries_no_secret() -> None:
+    clock = FrozenClock(1_700_000_000)
+    events = [
+        RevocationEvent("ten_1", "key", "key_abc", clock.now()),
+        RevocationEvent("ten_1", "jti", "jti_x", clock.now(), clock.now() + timedelta(hours=1)),
+    ]
+    payload = encode(events, "origin-1")
+    assert decode(payload) == ("origin-1", events)
+    with pytest.raises(ValueError, match="not a revocation message"):
+        decode(b'{"o": "x", "e": [["t", "bogus", "v", 0, null]]}')
+    with pytest.raises(ValueError, match="not a revocation message"):
+        decode(b"not json")
+
+
+def test_subscriber_applies_others_messages_and_ignores_its_own_and_garbage() -> None:
+    denylist = Denylist()
+    seen: list[RevocationEvent] = []
+    denylist.listeners.append(seen.append)
+    bus = RedisBus(None, None, denylist, Metrics())  # type: ignore[arg-type]
+    event = RevocationEvent("ten_1", "jti", "j1", FrozenClock(1_700_000_000).now())
+    assert bus.handle(encode([event], bus.origin)) == 0
+    assert bus.handle(b"garbage") == 0
+    assert bus.handle(encode([event], "someone-else")) == 1
+    assert seen == [event]
+    assert denylist.token_revoked("ten_1", jti="j1", sub=None, client_id=None, iat=0)
