@@ -148,6 +148,41 @@ def test_revocation_on_one_instance_is_refused_by_the_others_on_the_next_request
     record("revocation_next_request_broadcast", delays)
 
 
+def test_jwt_revocation_on_one_instance_is_refused_by_the_others_on_the_next_request(
+    cluster: Cluster,
+) -> None:
+    minter = create_key(cluster.urls[0], cluster.admin, ["PIPES:READ:x", "TOKENS:CREATE"])
+    delays: list[float] = []
+
+    async def rounds() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(5):
+                r = await client.post(
+                    f"{cluster.urls[0]}/v1/tokens",
+                    json={"scopes": ["PIPES:READ:x"], "sub": "user-1"},
+                    headers={"Authorization": f"Bearer {minter['key']}"},
+                )
+                assert r.status_code == 201, r.text
+                token = r.json()
+                for url in cluster.urls:  # every instance has the verified JWT cached
+                    assert await verify(client, url, cluster.gateway, token["token"]) == "VALID"
+                r = await client.post(
+                    f"{cluster.urls[0]}/v1/tokens/revoke",
+                    json={"jti": token["jti"]},
+                    headers={"Authorization": f"Bearer {cluster.admin}"},
+                )
+                assert r.status_code == 200, r.text
+                since = time.perf_counter()
+                codes = await asyncio.gather(
+                    *(verify(client, u, cluster.gateway, token["token"]) for u in cluster.urls)
+                )
+                delays.append(time.perf_counter() - since)
+                assert codes == ["REVOKED"] * 3
+
+    asyncio.run(rounds())
+    record("jwt_revocation_next_request_broadcast", delays)
+
+
 def test_revocation_without_pubsub_is_applied_within_the_poll_interval(cluster: Cluster) -> None:
     delays: list[float] = []
 
