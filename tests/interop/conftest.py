@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cluster import fresh_database
 from tests.server import clean_env, cli, free_port, running_server
 
 
@@ -91,3 +92,24 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 @pytest.fixture(scope="session")
 def live_tenant(live: Live) -> LiveTenant:
     return start_tenant(live, "Interop")
+
+
+@pytest.fixture(scope="session")
+def live_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The same server in production mode: PostgreSQL (a fresh migrated database)."""
+    workdir: Path = tmp_path_factory.mktemp("interop-pg")
+    port = free_port()
+    with fresh_database() as database_url:
+        env = clean_env(
+            {
+                "AUTHSVC_DATABASE_URL": database_url,
+                "AUTHSVC_SECRET_KEY": "interop-master-secret-" + "z" * 32,
+                "AUTHSVC_BASE_URL": f"http://127.0.0.1:{port}",
+                "AUTHSVC_LOG_LEVEL": "WARNING",
+            }
+        )
+        init = cli("init", "--json", cwd=workdir, env=env)
+        assert init.returncode == 0, init.stderr
+        operator_key = json.loads(init.stdout)["operator_key"]
+        with running_server(workdir, env, port=port) as (base, _proc):
+            yield Live(base, operator_key)
