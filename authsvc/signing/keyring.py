@@ -19,7 +19,9 @@ instance may rotate meanwhile; this one then signs with the now retired key for 
 long, which is why a retired key is kept until ``retired_at + max TTL + signer_ttl_s + leeway``
 (see :mod:`authsvc.signing.service`). A local rotation drops the entry at once.
 
-Both caches are dropped for a kid on a ``signing_key`` revocation event (key removed).
+The JWKS document is built from the same key set, re-read at most once a second per tenant
+(a public endpoint must not turn each request into a query). Both caches are dropped for a
+kid on a ``signing_key`` revocation event (key removed) and for the tenant on a local rotation.
 """
 
 from __future__ import annotations
@@ -106,9 +108,12 @@ class Keyring:
         self._signers[tenant_id] = (signer, self._now())
         return signer
 
-    def remember(self, tenant_id: str, keys: Mapping[str, PublicKey]) -> None:
-        """Store a freshly read key set (the JWKS endpoint reads the same rows)."""
-        self._public[tenant_id] = _KeySet(keys, self._now())
+    async def key_set(self, tenant_id: str, *, max_age_s: float) -> Mapping[str, PublicKey]:
+        """The tenant's whole key set (for the JWKS), read again if older than ``max_age_s``."""
+        current = self._public.get(tenant_id)
+        if current is not None and self._now() - current.loaded_at < max_age_s:
+            return current.keys
+        return (await self._reload(tenant_id, current)).keys
 
     def invalidate(self, tenant_id: str) -> None:
         self._public.pop(tenant_id, None)

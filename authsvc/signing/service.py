@@ -68,6 +68,7 @@ PUBLISHED = (NEXT, ACTIVE, RETIRED)
 SIGNER_TTL_S = 60.0
 RETIRE_MARGIN_S = SIGNER_TTL_S + MAX_LEEWAY_S
 REMOVED_EVENT_TTL_S = 86400
+JWKS_READ_INTERVAL_S = 1.0
 _PUBLIC_MEMBERS = {
     "EC": ("kty", "crv", "x", "y", "kid", "alg", "use"),
     "RSA": ("kty", "n", "e", "kid", "alg", "use"),
@@ -151,8 +152,8 @@ class SigningKeyService:
 
     async def jwks(self, tenant_id: str) -> dict[str, list[dict[str, Any]]]:
         """The JWK Set (RFC 7517 §5) of the tenant: next, active and retired keys."""
-        keys = await self._load_public(tenant_id)
-        self.keyring.remember(tenant_id, keys)
+        # A public endpoint: the database is read at most once a second per tenant.
+        keys = await self.keyring.key_set(tenant_id, max_age_s=JWKS_READ_INTERVAL_S)
         now = self._clock.now()
         rows = [k for k in keys.values() if k.usable(now)]
         # RFC 7517 §5: "keys" is REQUIRED; order: active first, then next, then retired.

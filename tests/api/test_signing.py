@@ -224,3 +224,13 @@ async def test_private_keys_are_encrypted_at_rest_and_bound_to_their_row(
             crypto.decrypt_private_key(
                 row.private_key_enc, master_secrets=masters, aad=aad + b"other"
             )
+
+
+async def test_jwks_requests_read_the_database_at_most_once_a_second_per_tenant(
+    client: Client, tenant: dict[str, Any], services: Services
+) -> None:
+    await jwks_kids(client, tenant)
+    before = services.signing.keyring.public_loads
+    for _ in range(20):
+        await jwks_kids(client, tenant)
+    assert services.signing.keyring.public_loads - before <= 1
