@@ -222,10 +222,8 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(
-    cwd: Path, env: Mapping[str, str], guard: Guard, *, name: str = "server", timeout: float = 30
-) -> Server:
-    """``authsvc serve`` on a free loopback port, output to a file the leak guard scans."""
+def spawn_server(cwd: Path, env: Mapping[str, str], guard: Guard, *, name: str) -> Server:
+    """Start ``authsvc serve`` on a free loopback port, output to a file the guard scans."""
     port = free_port()
     log = cwd / f"{name}-{port}.log"
     guard.logs.append(log)
@@ -237,20 +235,46 @@ def start_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, log, port)
+    return Server(f"http://127.0.0.1:{port}", proc, log, port)
+
+
+def wait_healthy(servers: list[Server], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"authsvc serve exited early:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
+    pending = list(servers)
+    while pending:
+        for server in list(pending):
+            if server.proc.poll() is not None:
+                for s in servers:
+                    s.stop()
+                text = server.log.read_text(errors="replace")
+                raise RuntimeError(f"authsvc serve exited early:\n{text}")
+            try:
+                if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
+                    pending.remove(server)
+            except httpx.TransportError:
+                pass
+        if pending and time.monotonic() > deadline:
+            for s in servers:
+                s.stop()
             raise RuntimeError(f"authsvc serve not healthy in {timeout} s")
-        time.sleep(0.1)
+        if pending:
+            time.sleep(0.1)
+
+
+def start_server(
+    cwd: Path, env: Mapping[str, str], guard: Guard, *, name: str = "server", timeout: float = 30
+) -> Server:
+    """``authsvc serve`` on a free loopback port, healthy; output to a file the guard scans."""
+    server = spawn_server(cwd, env, guard, name=name)
+    wait_healthy([server], timeout)
+    return server
+
+
+def start_cluster(cwd: Path, env: Mapping[str, str], guard: Guard, n: int) -> list[Server]:
+    """``n`` identical instances, started together."""
+    servers = [spawn_server(cwd, env, guard, name=f"instance{i}") for i in range(n)]
+    wait_healthy(servers, timeout=45)
+    return servers
 
 
 def run_cli(*args: str, cwd: Path, env: Mapping[str, str], timeout: float = 60) -> str:
