@@ -8,6 +8,7 @@ every management call; the credential under test must belong to the caller's ten
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -19,6 +20,7 @@ from authsvc.errors import InvalidRequest
 from authsvc.scopes import MAX_GRANTS, Scope, parse_scope
 from authsvc.web.auth import provide_principal
 from authsvc.web.deps import PrincipalDep, ServicesDep
+from authsvc.web.schemas import GrantOut
 
 MAX_COST = 1_000_000_000
 
@@ -29,6 +31,29 @@ class VerifyIn(msgspec.Struct, forbid_unknown_fields=True):
     scopes: Annotated[list[str], msgspec.Meta(max_length=MAX_GRANTS)] | None = None
     cost: Annotated[int, msgspec.Meta(ge=0, le=MAX_COST)] = 1
     audience: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+
+
+class LimitOut(msgspec.Struct):
+    name: str
+    limit: int
+    remaining: int
+    reset_s: float
+
+
+class VerdictOut(msgspec.Struct):
+    """The verdict (documentation shape; ``reason`` is a human sentence, never a secret)."""
+
+    valid: bool
+    code: str
+    tenant: str | None
+    tenant_id: str | None
+    key_id: str | None
+    sub: str | None
+    scopes: list[GrantOut]
+    fixed_params: dict[str, Any]
+    expires_at: datetime | None
+    ratelimits: list[LimitOut]
+    reason: str | None
 
 
 def parse_request(data: object) -> VerifyIn:
@@ -55,7 +80,7 @@ class VerifyController(Controller):
     @post("/", status_code=200)
     async def verify(
         self, data: JSONBody[dict[str, Any]], services: ServicesDep, principal: PrincipalDep
-    ) -> dict[str, Any]:
+    ) -> VerdictOut:
         principal.require("TOKENS:VERIFY")
         body = parse_request(data)
         verdict = await services.verifier.verify(
@@ -65,4 +90,4 @@ class VerifyController(Controller):
             cost=body.cost,
             audience=body.audience,
         )
-        return verdict.to_json()
+        return VerdictOut(**verdict.to_json())
