@@ -1,0 +1,95 @@
+"""The peer OAuth server: panva's ``oidc-provider`` (bench/peers/oidc/server.js), one node
+process, driven by the same wrk script, threads and connections as authsvc.
+
+Cells: ``client_credentials`` minting an ES256 JWT access token (resource ``urn:bench:jwt``),
+and introspection (RFC 7662) of an opaque access token (resource ``urn:bench:opaque``), since
+oidc-provider refuses to introspect its JWT access tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from bench.common import ROOT, Http, Process, Results, Row, free_port, load_note, measure
+
+OIDC_DIR = ROOT / "bench" / "peers" / "oidc"
+CLIENT_ID = "bench"
+CLIENT_SECRET = "bench-secret-0123456789abcdef0123456789"
+BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+FORM = {"Authorization": BASIC, "Content-Type": "application/x-www-form-urlencoded"}
+TARGET = "oidc-provider 9, node 20, 1 process"
+
+
+@contextmanager
+def oidc_provider() -> Iterator[str]:
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), NODE_ENV="production")
+    proc = Process(["node", "server.js"], env=env, cwd=OIDC_DIR, name="oidc-provider")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        proc.wait_http(f"{base}/.well-known/openid-configuration")
+        yield base
+    finally:
+        proc.stop()
+
+
+def _token(base: str, resource: str) -> str:
+    r = httpx.post(
+        f"{base}/token",
+        headers=FORM,
+        content=f"grant_type=client_credentials&scope=pipes:read&resource={resource}",
+        timeout=10,
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def run(results: Results, seconds: float) -> None:
+    if not (OIDC_DIR / "node_modules").is_dir():
+        for name in ("client_credentials (JWT)", "introspection"):
+            results.add(
+                Row("peer-oauth", name, TARGET, note="n/a (run npm ci in bench/peers/oidc)")
+            )
+        return
+    with oidc_provider() as base:
+        _token(base, "urn:bench:jwt")
+        cc = Http(
+            "/token",
+            "POST",
+            FORM,
+            "grant_type=client_credentials&scope=pipes:read&resource=urn:bench:jwt",
+        )
+        load = measure(base, cc, seconds)
+        results.add(
+            Row(
+                "peer-oauth",
+                "client_credentials (JWT)",
+                TARGET,
+                load.rps,
+                p50_ms=load.p50_ms,
+                p99_ms=load.p99_ms,
+                note=load_note(load) or "ES256 JWT access token, in-memory storage",
+            )
+        )
+        opaque = _token(base, "urn:bench:opaque")
+        r = httpx.post(f"{base}/token/introspection", headers=FORM, content=f"token={opaque}")
+        if not r.json().get("active"):
+            raise RuntimeError(f"oidc-provider introspection probe failed: {r.text}")
+        intro = Http("/token/introspection", "POST", FORM, f"token={opaque}")
+        load = measure(base, intro, seconds)
+        results.add(
+            Row(
+                "peer-oauth",
+                "introspection",
+                TARGET,
+                load.rps,
+                p50_ms=load.p50_ms,
+                p99_ms=load.p99_ms,
+                note=load_note(load) or "opaque token (its JWTs are not introspectable)",
+            )
+        )

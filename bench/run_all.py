@@ -1,0 +1,77 @@
+"""Every benchmark of issue #5 in one run, side by side, on this machine.
+
+    .venv/bin/python -m bench.run_all [--seconds 4] [--skip scale,limiter,...]
+
+Writes ``docs/benchmarks/results.md``, ``results.json`` and ``chart.png``. Needs ``wrk``,
+``redis-server``/``redis-benchmark``, a local Postgres (``AUTHSVC_BENCH_PG_ADMIN_URL``,
+default ``postgresql://postgres@127.0.0.1:5432/postgres``), node + ``npm ci`` in
+``bench/peers/oidc`` and ``bench/peers/rlf``, and the ``bench`` extra
+(``pip install -e '.[dev,bench]'``). Everything it starts it stops; all traffic is loopback.
+
+Order: authsvc HTTP matrix (uvicorn/granian x 1/2 workers), the peer OAuth server, the rate
+limiters, revocation across 3 instances, then the scale check (1k vs 1M keys, RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import endpoints, limiter, peers, report, revocation, scale, servers
+from bench.common import ROOT, RedisServer, Results, machine_summary, temp_dir
+
+OUT = ROOT / "docs" / "benchmarks"
+GROUPS = ("http", "peers", "limiter", "revocation", "scale")
+SERVERS = (("uvicorn", 1), ("uvicorn", 2), ("granian", 1), ("granian", 2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--skip", default="", help=f"comma-separated groups of {GROUPS}")
+    parser.add_argument(
+        "--servers",
+        default=",".join(f"{k}:{w}" for k, w in SERVERS),
+        help="server configurations for the HTTP matrix, e.g. uvicorn:1,granian:1",
+    )
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    skip = {s for s in args.skip.split(",") if s}
+    configs = [(k, int(w)) for k, w in (s.split(":") for s in args.servers.split(",") if s)]
+
+    started = time.monotonic()
+    results = Results(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), machine_summary())
+    with RedisServer() as redis, temp_dir() as tmp:
+        if "http" not in skip:
+            with servers.stack(redis) as st:
+                fx = None
+                for kind, workers in configs:
+                    with servers.serve(st.env, kind, workers) as srv:
+                        fx = fx or servers.bootstrap(st.env, srv.base)
+                        endpoints.run(srv, fx, results, args.seconds, tmp)
+        if "peers" not in skip:
+            peers.run(results, args.seconds)
+        if "limiter" not in skip:
+            limiter.run(redis, results, seconds=max(2.0, args.seconds - 1))
+        if "revocation" not in skip:
+            with servers.stack(redis) as st:
+                revocation.run(st, results)
+        if "scale" not in skip:
+            with (
+                servers.stack(redis, "authsvc_scale1k") as small,
+                servers.stack(redis, "authsvc_scale1m") as big,
+            ):
+                scale.run(small, big, results, tmp, args.seconds)
+    results.notes.append(f"whole run: {time.monotonic() - started:.0f} s")
+    report.write(results, args.out)
+    print(
+        f"wrote {args.out}/results.md, results.json, chart.png "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
