@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from authsvc.audit.service import record as audit
 from authsvc.clock import Clock
 from authsvc.db.engine import SessionFactory
@@ -39,6 +41,22 @@ class IdentityService:
                 "external_id must be 1 to 200 characters.", code="INVALID_IDENTITY"
             )
         limits = parse_ratelimits(ratelimits)
+        # Read-then-insert: concurrent first PUTs of one id race on the primary key. The loser
+        # retries once, and then finds the row (locked FOR UPDATE) and updates it.
+        try:
+            row, event = await self._put_once(principal, external_id, limits, metadata)
+        except IntegrityError:
+            row, event = await self._put_once(principal, external_id, limits, metadata)
+        await self._bus.publish([event])
+        return row
+
+    async def _put_once(
+        self,
+        principal: Principal,
+        external_id: str,
+        limits: Sequence[RateLimitDef],
+        metadata: dict[str, Any] | None,
+    ) -> tuple[Identity, RevocationEvent]:
         now = self._clock.now()
         async with self._db.begin() as session:
             row = await session.get(Identity, (principal.tenant, external_id), with_for_update=True)
@@ -64,8 +82,7 @@ class IdentityService:
                 target_id=external_id,
                 tenant_id=principal.tenant,
             )
-        await self._bus.publish([event])
-        return row
+        return row, event
 
     async def get(self, principal: Principal, external_id: str) -> Identity:
         principal.require("KEYS:READ")

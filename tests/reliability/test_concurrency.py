@@ -5,18 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 
 from tests.conftest import bearer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PUT /v1/identities/{id} is a read-then-insert: concurrent first PUTs of the same "
-    "id race on the primary key and the losers get 409 CONFLICT instead of 200 (seen in the "
-    "soak). Fix: INSERT ... ON CONFLICT DO UPDATE, or retry the upsert on IntegrityError "
-    "(authsvc/identities/service.py).",
-)
 async def test_concurrent_first_puts_of_an_identity_all_succeed(
     client: httpx.AsyncClient, admin_key: str
 ) -> None:
