@@ -48,8 +48,11 @@ async def guard_caller(
         state[STATE_KEY] = headers
 
 
-def add_caller_headers(message: Message, scope: Scope) -> None:
-    """``before_send`` hook: put the admitted caller's rate-limit headers on the response."""
+async def add_caller_headers(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: put the admitted caller's rate-limit headers on the response.
+
+    Async on purpose: Litestar runs a sync hook in a worker thread, twice per request.
+    """
     if message["type"] != "http.response.start":
         return
     headers = (scope.get("state") or {}).get(STATE_KEY)
