@@ -80,25 +80,35 @@ class KeyCache:
     def digest(self, secret: str) -> str:
         return self._keys.hash(secret)
 
+    def hit(self, secret: str) -> tuple[bool, KeyRecord | None]:
+        """``(True, record-or-None)`` when a fresh entry answers without I/O, else
+        ``(False, None)``. An entry exists only for a string that passed the format check
+        (and a positive one only for a real key), so a hit needs no format check again."""
+        entry = self._records.get(self._keys.hash(secret))
+        if entry is not None and self._fresh(entry):
+            self._metrics.inc(self._metrics.cache, "key", "hit")
+            return True, entry.value
+        return False, None
+
     async def record(self, secret: str) -> KeyRecord | None:
         """The record of a well-formed API key, or ``None`` when no key has this secret."""
+        found, cached = self.hit(secret)
+        if found:
+            return cached
         digest = self._keys.hash(secret)
         entry = self._records.get(digest)
-        if entry is not None and self._fresh(entry):
-            self._metrics.cache.labels("key", "hit").inc()
-            return entry.value
 
         async def fetch() -> KeyRecord | None:
             return await self._keys.lookup(secret)
 
-        self._metrics.cache.labels("key", "miss").inc()
+        self._metrics.inc(self._metrics.cache, "key", "miss")
         try:
             value = await self._single_flight(
                 ("key", digest), fetch, lambda r: self._store_record(digest, r)
             )
         except Exception:
             if entry is not None:
-                self._metrics.cache.labels("key", "stale").inc()
+                self._metrics.inc(self._metrics.cache, "key", "stale")
                 return entry.value
             raise
         return value
@@ -107,20 +117,20 @@ class KeyCache:
         k = (tenant_id, external_id)
         entry = self._limits.get(k)
         if entry is not None and self._now() - entry.fetched < self.ttl_s:
-            self._metrics.cache.labels("identity", "hit").inc()
+            self._metrics.inc(self._metrics.cache, "identity", "hit")
             return entry.value
 
         async def fetch() -> tuple[RateLimitDef, ...]:
             return await self._identities.limits(tenant_id, external_id)
 
-        self._metrics.cache.labels("identity", "miss").inc()
+        self._metrics.inc(self._metrics.cache, "identity", "miss")
         try:
             return await self._single_flight(
                 ("identity", k), fetch, lambda v: self._store_limits(k, v)
             )
         except Exception:
             if entry is not None:
-                self._metrics.cache.labels("identity", "stale").inc()
+                self._metrics.inc(self._metrics.cache, "identity", "stale")
                 return entry.value
             raise
 

@@ -95,7 +95,7 @@ class LocalBus:
     async def publish(self, events: Sequence[RevocationEvent]) -> None:
         for event in events:
             self._denylist.apply(event)
-            self._metrics.revocations.labels(event.kind, "local").inc()
+            self._metrics.inc(self._metrics.revocations, event.kind, "local")
 
 
 class RedisBus:
@@ -121,11 +121,11 @@ class RedisBus:
             return
         for event in events:
             self._denylist.apply(event)
-            self._metrics.revocations.labels(event.kind, "local").inc()
+            self._metrics.inc(self._metrics.revocations, event.kind, "local")
         try:
             await self._client.publish(self._channel, encode(events, self.origin))
         except Exception as exc:  # Redis down: committed anyway, the pollers will see it
-            self._metrics.revocation_errors.labels("publish").inc()
+            self._metrics.inc(self._metrics.revocation_errors, "publish")
             log.warning(
                 "revocation broadcast failed (%s); other instances learn it by polling",
                 type(exc).__name__,
@@ -142,7 +142,7 @@ class RedisBus:
             return 0  # applied when published
         for event in events:
             self._denylist.apply(event)
-            self._metrics.revocations.labels(event.kind, "broadcast").inc()
+            self._metrics.inc(self._metrics.revocations, event.kind, "broadcast")
         return len(events)
 
     async def run(self) -> None:
@@ -172,7 +172,7 @@ class RedisBus:
                     )
                 self.connected.clear()
                 first = False
-                self._metrics.revocation_errors.labels("subscriber").inc()
+                self._metrics.inc(self._metrics.revocation_errors, "subscriber")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
             finally:

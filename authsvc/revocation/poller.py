@@ -91,7 +91,7 @@ class RevocationPoller:
             rows = (await session.scalars(stmt)).all()
         for row in rows:
             self._denylist.apply(_event(row))
-            self._metrics.revocations.labels(row.kind, "load").inc()
+            self._metrics.inc(self._metrics.revocations, row.kind, "load")
         self._max_id = int(bounds[0] or 0)
         self._max_created = bounds[1]
         self.loaded = True
@@ -114,7 +114,7 @@ class RevocationPoller:
             if row.id in self._seen:
                 continue
             self._denylist.apply(_event(row))
-            self._metrics.revocations.labels(row.kind, "poll").inc()
+            self._metrics.inc(self._metrics.revocations, row.kind, "poll")
             self._seen[row.id] = row.created_at
             applied += 1
             self._max_id = max(self._max_id, row.id)
@@ -134,7 +134,7 @@ class RevocationPoller:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._metrics.revocation_errors.labels("poll").inc()
+                self._metrics.inc(self._metrics.revocation_errors, "poll")
                 log.warning("revocation poll failed (%s); retrying", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)

@@ -42,6 +42,7 @@ from authsvc.keys.service import key_status
 from authsvc.ratelimit.headers import rate_limit_headers
 from authsvc.scopes import Scope, find_grant, parse_scope
 from authsvc.services import Services
+from authsvc.verify.controller import VERIFY_SCOPE, scope_of
 from authsvc.verify.verdict import UNAUTHENTICATED_CODES, Verdict
 from authsvc.web.auth import bearer_token
 from authsvc.web.ratelimit import guard_caller
@@ -115,7 +116,7 @@ async def authorize(request: Request[Any, Any, Any], rest: str | None = None) ->
     gateway = await services.key_cache.record(gateway_key)
     if gateway is None or key_status(gateway, services.clock.now()) != "VALID":
         return _deny(401, "GATEWAY_UNAUTHENTICATED", "The gateway key is not valid.")
-    if find_grant(gateway.grants, parse_scope("TOKENS:VERIFY")) is None:
+    if find_grant(gateway.grants, VERIFY_SCOPE) is None:
         return _deny(403, "GATEWAY_FORBIDDEN", "The gateway key lacks TOKENS:VERIFY.")
     try:
         await guard_caller(request, services, gateway, expose=False)
@@ -127,7 +128,7 @@ async def authorize(request: Request[Any, Any, Any], rest: str | None = None) ->
     uri = _original_uri(request, rest)
     explicit = request.headers.get("x-authsvc-scope", "").strip()
     try:
-        scope = parse_scope(explicit) if explicit else scope_from_uri(uri or "")
+        scope = scope_of(explicit) if explicit else scope_from_uri(uri or "")
     except InvalidScope:
         scope = None
     if scope is None:

@@ -8,6 +8,7 @@ every management call; the credential under test must belong to the caller's ten
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,8 +17,8 @@ from litestar import Controller, post
 from litestar.di import Provide
 from litestar.params import JSONBody
 
-from authsvc.errors import InvalidRequest
-from authsvc.scopes import MAX_GRANTS, Scope, parse_scope
+from authsvc.errors import Forbidden, InvalidRequest
+from authsvc.scopes import MAX_GRANTS, Scope, find_grant, parse_scope
 from authsvc.web.auth import provide_principal
 from authsvc.web.deps import PrincipalDep, ServicesDep
 from authsvc.web.schemas import GrantOut
@@ -64,12 +65,17 @@ def parse_request(data: object) -> VerifyIn:
         raise InvalidRequest(f"Invalid verify request: {exc}") from None
 
 
+#: Scopes are immutable values: parse each distinct string once (bounded; errors not cached).
+scope_of = functools.lru_cache(maxsize=4096)(parse_scope)
+VERIFY_SCOPE = parse_scope("TOKENS:VERIFY")
+
+
 def required_scopes(data: VerifyIn) -> list[Scope]:
     if data.scope is not None and data.scopes is not None:
         raise InvalidRequest("Give either scope or scopes, not both.")
     if data.scope is not None:
-        return [parse_scope(data.scope)]
-    return [parse_scope(s) for s in data.scopes or ()]
+        return [scope_of(data.scope)]
+    return [scope_of(s) for s in data.scopes or ()]
 
 
 class VerifyController(Controller):
@@ -81,7 +87,8 @@ class VerifyController(Controller):
     async def verify(
         self, data: JSONBody[dict[str, Any]], services: ServicesDep, principal: PrincipalDep
     ) -> VerdictOut:
-        principal.require("TOKENS:VERIFY")
+        if find_grant(principal.grants, VERIFY_SCOPE) is None:
+            raise Forbidden("This operation requires the TOKENS:VERIFY scope.")
         body = parse_request(data)
         verdict = await services.verifier.verify(
             body.token,

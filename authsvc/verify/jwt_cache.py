@@ -94,10 +94,10 @@ class VerifiedTokenCache:
         entry = self._entries.get(k)
         if entry is not None:
             if self._usable(entry, tenant_id):
-                self._metrics.cache.labels("jwt", "hit").inc()
+                self._metrics.inc(self._metrics.cache, "jwt", "hit")
                 return entry.check
             del self._entries[k]
-        self._metrics.cache.labels("jwt", "miss").inc()
+        self._metrics.inc(self._metrics.cache, "jwt", "miss")
         check = await self.verifier.verify(token, tenant_id=tenant_id)
         if check.code == "VALID" and check.expires_at is not None:
             self._store(k, check)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from authsvc.clock import Clock
@@ -89,7 +88,7 @@ class VerifyService:
         audience: str | None = None,
     ) -> Verdict:
         verdict = await self._verify(token, tenant_id, required, cost, audience)
-        self._metrics.verdicts.labels(verdict.kind, verdict.code).inc()
+        self._metrics.inc(self._metrics.verdicts, verdict.kind, verdict.code)
         return verdict
 
     async def key_limits(self, record: KeyRecord, cost: int = 1) -> Decision:
@@ -117,12 +116,14 @@ class VerifyService:
     async def _verify_key(
         self, token: str, tenant_id: str, required: Sequence[Scope], cost: int
     ) -> Verdict:
-        kind = keysecret.kind_of(token)
-        if kind is None:
-            return denied("MALFORMED", "The API key is not well formed.", "api_key")
-        if kind != "api":
-            return denied("NOT_FOUND", "No such API key.", "api_key")
-        record = await self.keys.record(token)
+        found, record = self.keys.hit(token)  # warm: no format check, no I/O
+        if not found:
+            kind = keysecret.kind_of(token)
+            if kind is None:
+                return denied("MALFORMED", "The API key is not well formed.", "api_key")
+            if kind != "api":
+                return denied("NOT_FOUND", "No such API key.", "api_key")
+            record = await self.keys.record(token)
         if record is None or record.tenant_id != tenant_id:
             return denied("NOT_FOUND", "No such API key.", "api_key")
         base = Verdict(
@@ -240,10 +241,16 @@ def _code(value: str) -> Code:
 
 def _with(base: Verdict, code: Code, **changes: Any) -> Verdict:
     """``base`` with another code: identity fields kept, outcome fields from ``changes``."""
-    return replace(
-        base,
+    return Verdict(
         code=code,
+        kind=base.kind,
+        tenant_slug=base.tenant_slug,
+        tenant_id=base.tenant_id,
+        key_id=base.key_id,
+        sub=base.sub,
+        grants=base.grants,
         fixed_params=changes.get("fixed_params", {}),
+        expires_at=base.expires_at,
         decision=changes.get("decision"),
         reason=changes.get("reason"),
     )

@@ -37,16 +37,16 @@ class TenantCache:
     async def get(self, tenant_id: str) -> TenantInfo:
         entry = self._entries.get(tenant_id)
         if entry is not None and self._now() - entry[1] < self.ttl_s:
-            self._metrics.cache.labels("tenant", "hit").inc()
+            self._metrics.inc(self._metrics.cache, "tenant", "hit")
             return entry[0]
-        self._metrics.cache.labels("tenant", "miss").inc()
+        self._metrics.inc(self._metrics.cache, "tenant", "miss")
         epoch = self._epoch
         try:
             row = await self._tenants.get(tenant_id)
         except Exception:
             if entry is None:
                 raise
-            self._metrics.cache.labels("tenant", "stale").inc()
+            self._metrics.inc(self._metrics.cache, "tenant", "stale")
             return entry[0]
         info = TenantInfo(row.id, row.slug, row.enabled, row.allow_query_token)
         if epoch == self._epoch:

@@ -35,13 +35,12 @@ async def principal_for(services: Services, token: str | None) -> Principal:
     return (await authenticate(services, token))[0]
 
 
-async def authenticate(
-    services: Services, token: str | None
-) -> tuple[Principal, KeyRecord | None]:
+async def authenticate(services: Services, token: str | None) -> tuple[Principal, KeyRecord | None]:
     """The principal and, for an API key, its (cached) record."""
     if token is None:
         raise Unauthenticated("Missing bearer credential.")
-    kind = keysecret.kind_of(token)
+    found, cached = services.key_cache.hit(token)  # a cached key needs no format check
+    kind = "api" if found else keysecret.kind_of(token)
     if kind == "operator":
         op_id = await services.operators.authenticate(token)
         if op_id is None:
@@ -49,7 +48,7 @@ async def authenticate(
         return Principal(kind="operator", id=op_id), None
     if kind == "api":
         # The same cached path as /v1/verify: warm, no database; revocations drop the entry.
-        record = await services.key_cache.record(token)
+        record = cached if found else await services.key_cache.record(token)
         if record is None:
             raise Unauthenticated("Unknown API key.")
         status = key_status(record, services.clock.now())
