@@ -28,7 +28,7 @@ from authsvc.signing.rotation import rotating
 from authsvc.tenants.controller import TenantController
 from authsvc.tokens.controller import TokenController
 from authsvc.verify.authz import AUTHZ_HANDLERS
-from authsvc.verify.controller import VerifyController
+from authsvc.verify.controller import verify
 from authsvc.web.auth import provide_services
 from authsvc.web.exceptions import EXCEPTION_HANDLERS
 from authsvc.web.health import healthz, readyz
@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             KeyController,
             IdentityController,
             AuditController,
-            VerifyController,
+            verify,
             *AUTHZ_HANDLERS,
             metrics_endpoint,
             TokenController,

@@ -9,18 +9,19 @@ every management call; the credential under test must belong to the caller's ten
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, post
-from litestar.di import Provide
-from litestar.params import JSONBody
+from litestar import MediaType, Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 
 from authsvc.errors import Forbidden, InvalidRequest
 from authsvc.scopes import MAX_GRANTS, Scope, find_grant, parse_scope
+from authsvc.services import Services
 from authsvc.web.auth import provide_principal
-from authsvc.web.deps import PrincipalDep, ServicesDep
 from authsvc.web.schemas import GrantOut
 
 MAX_COST = 1_000_000_000
@@ -57,12 +58,17 @@ class VerdictOut(msgspec.Struct):
     reason: str | None
 
 
-def parse_request(data: object) -> VerifyIn:
-    """Strict decoding: ``"1"`` is not a cost and ``1.0`` is not an integer."""
+_encode = msgspec.json.Encoder().encode
+
+
+def parse_request(body: bytes) -> VerifyIn:
+    """Strict decoding in one pass: ``"1"`` is not a cost and ``1.0`` is not an integer."""
     try:
-        return msgspec.convert(data, VerifyIn, strict=True)
+        return msgspec.json.decode(body, type=VerifyIn, strict=True)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"Invalid verify request: {exc}") from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
 
 
 #: Scopes are immutable values: parse each distinct string once (bounded; errors not cached).
@@ -78,23 +84,55 @@ def required_scopes(data: VerifyIn) -> list[Scope]:
     return [scope_of(s) for s in data.scopes or ()]
 
 
-class VerifyController(Controller):
-    path = "/v1/verify"
-    tags = ["verification"]
-    dependencies = {"principal": Provide(provide_principal)}
+def _request_schema() -> Schema:
+    string = Schema(type=OpenAPIType.STRING)
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        required=["token"],
+        additional_properties=False,
+        properties={
+            "token": Schema(type=OpenAPIType.STRING, description="An API key or a JWT."),
+            "scope": Schema(type=OpenAPIType.STRING, description="Required scope."),
+            "scopes": Schema(type=OpenAPIType.ARRAY, items=string, max_items=MAX_GRANTS),
+            "cost": Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_COST, default=1),
+            "audience": Schema(type=OpenAPIType.STRING, min_length=1, max_length=500),
+        },
+    )
 
-    @post("/", status_code=200)
-    async def verify(
-        self, data: JSONBody[dict[str, Any]], services: ServicesDep, principal: PrincipalDep
-    ) -> VerdictOut:
-        if find_grant(principal.grants, VERIFY_SCOPE) is None:
-            raise Forbidden("This operation requires the TOKENS:VERIFY scope.")
-        body = parse_request(data)
-        verdict = await services.verifier.verify(
-            body.token,
-            tenant_id=principal.tenant,
-            required=required_scopes(body),
-            cost=body.cost,
-            audience=body.audience,
+
+@dataclass
+class VerifyOperation(Operation):
+    """Documents the body the handler decodes itself."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=_request_schema())},
+            required=True,
         )
-        return VerdictOut(**verdict.to_json())
+
+
+@post(
+    "/v1/verify",
+    operation_class=VerifyOperation,
+    status_code=200,
+    tags=["verification"],
+    summary="Check an API key or a JWT; always a verdict",
+    responses={200: ResponseSpec(data_container=VerdictOut, description="The verdict")},
+)
+async def verify(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The hot path, so no dependency injection or response model: the caller is authenticated
+    and rate limited exactly as by :func:`~authsvc.web.auth.provide_principal`, the body is
+    decoded strictly in one pass, and the verdict is encoded once."""
+    services: Services = request.app.state.services
+    principal = await provide_principal(request, services)
+    if find_grant(principal.grants, VERIFY_SCOPE) is None:
+        raise Forbidden("This operation requires the TOKENS:VERIFY scope.")
+    data = parse_request(await request.body())
+    verdict = await services.verifier.verify(
+        data.token,
+        tenant_id=principal.tenant,
+        required=required_scopes(data),
+        cost=data.cost,
+        audience=data.audience,
+    )
+    return Response(_encode(verdict.to_json()), media_type=MediaType.JSON)
