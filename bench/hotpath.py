@@ -5,8 +5,9 @@ Prints requests/s and p50/p99 at 32 concurrent connections for
   with a JWT (repeat: the same token; first-seen: every request a new token),
   GET /v1/authz (API key),
 and the revocation propagation delay across 3 instances (p50/p99): a key is revoked on
-instance 1, then instances 2 and 3 are asked until they refuse it; the delay runs from the
-DELETE response to the first refusal (so it includes one verify round trip).
+instance 1, then instances 2 and 3 are asked until they refuse it; the delay runs from sending
+the DELETE (commit, broadcast, acknowledgements) to the first refusal, so it includes the
+revoking call and one verify round trip.
 
 Production mode: a fresh Postgres database and a private redis-server, both dropped at the end.
 Needs ``wrk`` (apt-get install wrk). Usage: ``.venv/bin/python bench/hotpath.py [--seconds 5]``
@@ -140,10 +141,10 @@ async def propagation(urls: list[str], admin: str, gateway: str, rounds: int) ->
             key = r.json()
             for url in urls:
                 assert await code(url, key["key"]) == "VALID"
+            since = time.perf_counter()  # the revoking call itself is part of the delay
             await client.delete(
                 f"{urls[0]}/v1/keys/{key['id']}", headers={"Authorization": f"Bearer {admin}"}
             )
-            since = time.perf_counter()
             for delay, tries in await asyncio.gather(
                 *(until_revoked(u, key["key"], since) for u in urls[1:])
             ):

@@ -115,8 +115,8 @@ def test_broadcast_message_round_trips_and_carries_no_secret() -> None:
         RevocationEvent("ten_1", "key", "key_abc", clock.now()),
         RevocationEvent("ten_1", "jti", "jti_x", clock.now(), clock.now() + timedelta(hours=1)),
     ]
-    payload = encode(events, "origin-1")
-    assert decode(payload) == ("origin-1", events)
+    payload = encode(events, "origin-1", "m-1")
+    assert decode(payload) == ("origin-1", "m-1", events)
     with pytest.raises(ValueError, match="not a revocation message"):
         decode(b'{"o": "x", "e": [["t", "bogus", "v", 0, null]]}')
     with pytest.raises(ValueError, match="not a revocation message"):
@@ -129,8 +129,9 @@ def test_subscriber_applies_others_messages_and_ignores_its_own_and_garbage() ->
     denylist.listeners.append(seen.append)
     bus = RedisBus(None, None, denylist, Metrics())  # type: ignore[arg-type]
     event = RevocationEvent("ten_1", "jti", "j1", FrozenClock(1_700_000_000).now())
-    assert bus.handle(encode([event], bus.origin)) == 0
-    assert bus.handle(b"garbage") == 0
-    assert bus.handle(encode([event], "someone-else")) == 1
+    assert bus.handle(encode([event], bus.origin, "m-own")) == "m-own"  # acked, not re-applied
+    assert seen == []
+    assert bus.handle(b"garbage") is None
+    assert bus.handle(encode([event], "someone-else", "m-2")) == "m-2"
     assert seen == [event]
     assert denylist.token_revoked("ten_1", jti="j1", sub=None, client_id=None, iat=0)

@@ -146,6 +146,8 @@ def test_revocation_on_one_instance_is_refused_by_the_others_on_the_next_request
 
     asyncio.run(rounds())
     record("revocation_next_request_broadcast", delays)
+    metrics = httpx.get(f"{cluster.urls[0]}/metrics").text
+    assert 'what="ack_timeout"' not in metrics  # every instance acknowledged in time
 
 
 def test_jwt_revocation_on_one_instance_is_refused_by_the_others_on_the_next_request(
