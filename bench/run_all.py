@@ -9,7 +9,8 @@ default ``postgresql://postgres@127.0.0.1:5432/postgres``), node + ``npm ci`` in
 (``pip install -e '.[dev,bench]'``). Everything it starts it stops; all traffic is loopback.
 
 Order: authsvc HTTP matrix (uvicorn/granian x 1/2 workers), the peer OAuth server, the rate
-limiters, revocation across 3 instances, then the scale check (1k vs 1M keys, RSS).
+limiters, revocation across 3 instances, then the scale check (1k vs 1M keys) and the RSS of
+one instance holding 100,000 cached keys (``rss``, the slowest part: 100,000 cold lookups).
 """
 
 from __future__ import annotations
@@ -23,13 +24,30 @@ from bench import endpoints, limiter, peers, report, revocation, scale, servers
 from bench.common import ROOT, RedisServer, Results, machine_summary, temp_dir
 
 OUT = ROOT / "docs" / "benchmarks"
-GROUPS = ("http", "peers", "limiter", "revocation", "scale")
+GROUPS = ("http", "peers", "limiter", "revocation", "scale", "rss")
 SERVERS = (("uvicorn", 1), ("uvicorn", 2), ("granian", 1), ("granian", 2))
+
+
+def code_version() -> str:
+    """The commit measured, and whether authsvc/ had uncommitted changes at the time."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=30
+        )
+        return proc.stdout.strip()
+
+    dirty = [line for line in git("status", "--porcelain", "--", "authsvc").splitlines() if line]
+    state = f" + {len(dirty)} uncommitted change(s) under authsvc/" if dirty else ""
+    return f"code: {git('rev-parse', '--short', 'HEAD')}{state}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument(
+        "--seconds", type=float, default=2.0, help="measured seconds per cell and pass"
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated groups of {GROUPS}")
     parser.add_argument(
         "--servers",
@@ -42,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = [(k, int(w)) for k, w in (s.split(":") for s in args.servers.split(",") if s)]
 
     started = time.monotonic()
+    version = code_version()
     results = Results(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), machine_summary())
     with RedisServer() as redis, temp_dir() as tmp:
         if "http" not in skip:
@@ -63,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 servers.stack(redis, "authsvc_scale1k") as small,
                 servers.stack(redis, "authsvc_scale1m") as big,
             ):
-                scale.run(small, big, results, tmp, args.seconds)
+                scale.run(small, big, results, tmp, args.seconds, rss="rss" not in skip)
+    results.notes.append(version)
     results.notes.append(f"whole run: {time.monotonic() - started:.0f} s")
     report.write(results, args.out)
     print(

@@ -136,7 +136,9 @@ def _round(st: Stack, fx: Fixture, pool: Path, key: str, seconds: float) -> tupl
     return cold, warm
 
 
-def run(st_small: Stack, st_big: Stack, results: Results, tmp: Path, seconds: float) -> None:
+def run(
+    st_small: Stack, st_big: Stack, results: Results, tmp: Path, seconds: float, rss: bool = True
+) -> None:
     """``st_small`` gets 1,000 keys, ``st_big`` 1,000,000; both are measured in alternation."""
     fixtures = []
     for st in (st_small, st_big):
@@ -177,10 +179,14 @@ def run(st_small: Stack, st_big: Stack, results: Results, tmp: Path, seconds: fl
                 )
             )
 
-    st, fx = st_big, fixtures[1]
-    pool = write_pool(tmp / "scale-rss", sample[POOL:])
+    if rss:
+        _rss(st_big, fixtures[1], sample[POOL:], results, tmp)
+
+
+def _rss(st: Stack, fx: Fixture, keys: list[str], results: Results, tmp: Path) -> None:
+    pool = write_pool(tmp / "scale-rss", keys)
     with serve(st.env, "uvicorn", 1) as srv:
-        wrk(srv.base, _verify(fx, key=sample[0]), seconds=1)
+        wrk(srv.base, _verify(fx, key=keys[0]), seconds=1)
         before = rss_bytes(srv.process.pid)
         load = wrk(srv.base, _verify(fx, pool), seconds=400)
         time.sleep(0.5)
