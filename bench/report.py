@@ -281,6 +281,7 @@ def chart(results: Results, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     http = [r for r in results.rows if r.group in ("framework", "authsvc") and r.rate]
     names = list(dict.fromkeys(r.name for r in http))
@@ -307,6 +308,8 @@ def chart(results: Results, path: Path) -> None:
         ax1.barh(ys, xs, height=height, label=label, color=colors(j))
     ax1.set_yticks(range(len(names)), names)
     ax1.invert_yaxis()
+    kilo = FuncFormatter(lambda x, _pos: f"{x / 1000:g}k")
+    ax1.xaxis.set_major_formatter(kilo)
     ax1.set_xlabel("requests/s (wrk -t2 -c32, higher is better)")
     ax1.set_title("HTTP endpoints (Postgres + Redis)")
     ax1.legend(loc="lower right")
@@ -329,6 +332,8 @@ def chart(results: Results, path: Path) -> None:
     ax2.barh(range(len(lim)), [r.rate or 0 for r in lim], color=bar_colors)
     ax2.set_yticks(range(len(lim)), labels)
     ax2.invert_yaxis()
+    ax2.set_xlim(0, max((r.rate or 0) for r in lim) * 1.18 if lim else 1)
+    ax2.xaxis.set_major_formatter(kilo)
     ax2.set_xlabel("decisions/s (Redis: ops/s), one process, 64 concurrent callers")
     ax2.set_title("Rate limiters, 1 limit per decision (grey: Redis ceiling)")
     ax2.grid(axis="x", alpha=0.3)

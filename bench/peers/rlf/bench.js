@@ -39,7 +39,7 @@ async function decide(key) {
 }
 
 function pct(sorted, q) {
-  const rank = Math.max(1, Math.min(sorted.length, Math.round((q / 100) * sorted.length + 0.5)));
+  const rank = Math.max(1, Math.min(sorted.length, Math.ceil((q / 100) * sorted.length)));
   return sorted[rank - 1];
 }
 
