@@ -33,6 +33,7 @@ from authsvc.web.auth import provide_services
 from authsvc.web.exceptions import EXCEPTION_HANDLERS
 from authsvc.web.health import healthz, readyz
 from authsvc.web.limits import uri_limit
+from authsvc.web.openapi import document_error_bodies
 from authsvc.web.ratelimit import add_caller_headers
 
 EXPOSED_HEADERS = [
@@ -61,7 +62,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             if owned:
                 await svc.aclose()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -98,14 +99,21 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         logging_config=None,
         debug=False,
     )
+    document_error_bodies(app)
+    return app
 
 
 def app_from_env() -> Litestar:
     """Factory for ``uvicorn --factory authsvc.app:app_from_env``: settings read at call time."""
     settings = Settings.from_env()
+    # The chosen level applies to authsvc's own loggers only: libraries stay at INFO, because at
+    # DEBUG some (aiosqlite, asyncpg) log SQL parameters, which may hold misplaced credentials.
+    level = logging.getLevelName(settings.log_level.upper())
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=max(logging.INFO, level if isinstance(level, int) else logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("authsvc").setLevel(settings.log_level.upper())
     app = create_app(settings)
     # The ~100k objects of the imported framework and the app live as long as the process:
     # keep them out of the cyclic GC, so a full collection no longer scans them (a 50-100 ms

@@ -117,7 +117,11 @@ class VerifyOperation(Operation):
     status_code=200,
     tags=["verification"],
     summary="Check an API key or a JWT; always a verdict",
-    responses={200: ResponseSpec(data_container=VerdictOut, description="The verdict")},
+    responses={
+        200: ResponseSpec(
+            data_container=VerdictOut, description="The verdict", generate_examples=False
+        )
+    },
 )
 async def verify(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The hot path, so no dependency injection or response model: the caller is authenticated

@@ -245,13 +245,6 @@ def _call_and_check(case: Any, real: bool, env: Env, ledger: Ledger) -> None:
         _check_error_body(path, status, response.json())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the OpenAPI documents every 400 as Litestar's {status_code, detail, extra} "
-    "(ValidationException) while the service sends {error, code}; clients generated from "
-    "the schema mis-parse every error. Fix: document the error body in the app's OpenAPI "
-    "config (app.py / response specs).",
-)
 async def test_openapi_documents_the_error_body_the_service_sends(
     tmp_path: Path,
 ) -> None:
