@@ -21,8 +21,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _fmt_ratio(r: float | None) -> str:
-    return "n/a" if r is None else f"{r:.2f}x"
+def _fmt_ratio(r: float | None, digits: int = 2) -> str:
+    return "n/a" if r is None else f"{r:.{digits}f}x"
 
 
 def _floor(results: Results, target: str) -> float | None:
@@ -58,7 +58,7 @@ def goals(results: Results) -> list[Goal]:
             Goal(
                 f"{ours} vs oidc-provider",
                 ">= 1x the peer (stretch 2x), 1 worker vs 1 node process",
-                f"{_fmt_ratio(r)} ({mine or 0:,.0f} vs {peer or 0:,.0f} req/s); {others}",
+                f"{_fmt_ratio(r, 3)} ({mine or 0:,.0f} vs {peer or 0:,.0f} req/s); {others}",
                 None if r is None else r >= 1.0,
                 "" if r is None else ("stretch 2x met" if r >= 2 else "stretch 2x not met"),
             )
@@ -78,7 +78,7 @@ def goals(results: Results) -> list[Goal]:
             Goal(
                 f"warm {cell} vs floor",
                 ">= 50% of the no-op endpoint, same server",
-                f"{_fmt_ratio(r)} on {REFERENCE}; {others}",
+                f"{_fmt_ratio(r, 3)} on {REFERENCE}; {others}",
                 None if r is None else r >= 0.5,
             )
         )
