@@ -185,6 +185,30 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_signing_key(args: argparse.Namespace) -> int:
+    async def go(s: Services) -> Any:
+        p = await _tenant_principal(s, args.tenant)
+        if args.action == "rotate":
+            await s.signing.rotate(p.tenant, actor="cli")
+        return [
+            {"kid": k.kid, "alg": k.alg, "state": k.state, "created_at": k.created_at}
+            for k in await s.signing.list_keys(p.tenant)
+        ]
+
+    _print(_run(args, go))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    async def go(s: Services) -> Any:
+        p = await _tenant_principal(s, args.tenant)
+        revoked = await s.tokens.revoke(p, jti=args.jti, sub=args.sub, key_id=args.key_id)
+        return {"revoked": revoked.field, "value": revoked.value, "cutoff": revoked.cutoff}
+
+    _print(_run(args, go))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authsvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -226,6 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("tenant")
     kr.add_argument("key_id")
     key.set_defaults(func=cmd_key)
+
+    sk = sub.add_parser("signing-key", help="a tenant's JWT signing keys")
+    sksub = sk.add_subparsers(dest="action", required=True)
+    for action in ("list", "rotate"):
+        sksub.add_parser(action).add_argument("tenant", help="tenant id or slug")
+    sk.set_defaults(func=cmd_signing_key)
+
+    token = sub.add_parser("token", help="revoke a tenant's JWTs")
+    toksub = token.add_subparsers(dest="action", required=True)
+    tr = toksub.add_parser("revoke", help="give exactly one of --jti, --sub, --key-id")
+    tr.add_argument("tenant", help="tenant id or slug")
+    tr.add_argument("--jti")
+    tr.add_argument("--sub")
+    tr.add_argument("--key-id", dest="key_id")
+    token.set_defaults(func=cmd_token)
     return parser
 
 

@@ -130,3 +130,24 @@ def test_db_check_fails_on_a_database_without_the_schema(tmp_path: Path) -> None
     )
     out = cli("db", "check", cwd=tmp_path, env=env)
     assert out.returncode == 1
+
+
+def test_cli_rotates_signing_keys_and_revokes_tokens(tmp_path: Path) -> None:
+    env = clean_env()
+    assert (
+        cli("tenant", "create", "Initech", "--slug", "initech", cwd=tmp_path, env=env).returncode
+        == 0
+    )
+    before = json.loads(cli("signing-key", "list", "initech", cwd=tmp_path, env=env).stdout)
+    assert sorted(k["state"] for k in before) == ["active", "next"]
+    after = json.loads(cli("signing-key", "rotate", "initech", cwd=tmp_path, env=env).stdout)
+    states = {k["kid"]: k["state"] for k in after}
+    old_active = next(k["kid"] for k in before if k["state"] == "active")
+    old_next = next(k["kid"] for k in before if k["state"] == "next")
+    assert (states[old_active], states[old_next]) == ("retired", "active")
+    out = cli("token", "revoke", "initech", "--sub", "user-7", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["revoked"] == "sub"
+    out = cli("token", "revoke", "initech", cwd=tmp_path, env=env)
+    assert out.returncode == 1
+    assert "exactly one" in out.stderr
