@@ -133,6 +133,7 @@ def build_services(
         key_cache, limiter, clock, metrics, usage=usage, base_url=settings.effective_base_url
     )
     verifier.enable_jwt(token_verifier, denylist)
+    assert verifier.tokens is not None
     return Services(
         settings=settings,
         clock=clock,
@@ -149,8 +150,9 @@ def build_services(
         signing=signing,
         tokens=tokens,
         token_verifier=token_verifier,
+        # Introspection and exchange share /v1/verify's verified-token cache.
         oauth=OAuthService(
-            tokens=tokens, verifier=token_verifier, lookup=key_cache.record, clock=clock
+            tokens=tokens, verifier=verifier.tokens, lookup=key_cache.record, clock=clock
         ),
         rotation=RotationTask(signing, clock),
         metrics=metrics,

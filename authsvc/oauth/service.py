@@ -58,7 +58,7 @@ from authsvc.scopes import Grant, find_grant, parse_scope
 from authsvc.tokens.claims import Parent, TokenRequest, data_grants
 from authsvc.tokens.policy import TenantPolicy
 from authsvc.tokens.service import MintedToken, TokenService
-from authsvc.tokens.verifier import TokenCheck, TokenVerifier
+from authsvc.verify.jwt_cache import TokenCheckLike, TokenVerifierLike
 
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 (RFC 8693 §2.1)
@@ -86,7 +86,7 @@ class Caller:
 
 class OAuthService:
     def __init__(
-        self, *, tokens: TokenService, verifier: TokenVerifier, lookup: Lookup, clock: Clock
+        self, *, tokens: TokenService, verifier: TokenVerifierLike, lookup: Lookup, clock: Clock
     ) -> None:
         self._tokens, self._verifier, self._lookup, self._clock = tokens, verifier, lookup, clock
 
@@ -218,7 +218,7 @@ class OAuthService:
                 default_sub=record.id,
             )
         check = await self._verifier.verify(token, tenant_id=policy.id)
-        if not check.valid or check.claims is None:
+        if check.code != "VALID" or check.claims is None:
             # RFC 8693 §2.2.2: an invalid subject token is invalid_request.
             raise OAuthError("invalid_request", f"subject_token is not valid ({check.code}).")
         claims = check.claims
@@ -263,7 +263,7 @@ class OAuthService:
             record = await self._key(policy, token)
             return _inactive() if record is None else _key_introspection(record)
         check = await self._verifier.verify(token, tenant_id=policy.id)
-        return _jwt_introspection(check) if check.valid else _inactive()
+        return _jwt_introspection(check) if check.code == "VALID" else _inactive()
 
     # --- revocation (RFC 7009) -------------------------------------------------------------
 
@@ -280,7 +280,7 @@ class OAuthService:
                 "API keys are not revoked here; use DELETE /v1/keys/{id}.",
             )
         check = await self._verifier.verify(token, tenant_id=policy.id)
-        if not check.valid or check.claims is None or check.jti is None:
+        if check.code != "VALID" or check.claims is None or check.jti is None:
             return  # RFC 7009 §2.2: invalid tokens do not cause an error
         if not (caller.has("TOKENS:REVOKE") or caller.id == check.client_id):
             raise OAuthError(
@@ -331,7 +331,7 @@ def _inactive() -> dict[str, Any]:
     return {"active": False}  # RFC 7662 §2.2: nothing else about an inactive token
 
 
-def _jwt_introspection(check: TokenCheck) -> dict[str, Any]:
+def _jwt_introspection(check: TokenCheckLike) -> dict[str, Any]:
     claims = dict(check.claims or {})
     body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
     for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"):
