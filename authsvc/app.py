@@ -32,6 +32,7 @@ from authsvc.verify.controller import verify
 from authsvc.web.auth import provide_services
 from authsvc.web.exceptions import EXCEPTION_HANDLERS
 from authsvc.web.health import healthz, readyz
+from authsvc.web.json_guard import reject_duplicate_members
 from authsvc.web.limits import uri_limit
 from authsvc.web.openapi import document_error_bodies
 from authsvc.web.ratelimit import add_caller_headers
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         lifespan=[lifespan, lambda _app: rotating(svc.rotation)],
         middleware=[uri_limit, svc.metrics.middleware],
         before_send=[add_caller_headers],
+        before_request=reject_duplicate_members,
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=["*"], expose_headers=EXPOSED_HEADERS),
         openapi_config=OpenAPIConfig(

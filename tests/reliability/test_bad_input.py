@@ -512,18 +512,18 @@ async def test_bad_input_gets_clear_4xx_never_5xx(
     assert after.status_code == 200, after.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="duplicated JSON member names are accepted (last one wins) instead of a 400: a "
-    "parser differential (a proxy that reads the first 'scopes' sees other grants than "
-    "authsvc). Fix needs a duplicate-rejecting JSON decode for request bodies (app wiring).",
-)
 async def test_duplicated_member_names_are_refused(
     client: httpx.AsyncClient, admin_key: str
 ) -> None:
     body = b'{"name":"n","scopes":["PIPES:READ:o"],"scopes":["ADMIN"]}'
     r = await client.post(
         "/v1/keys", content=body, headers={**bearer(admin_key), "Content-Type": JSON_CT}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "DUPLICATE_MEMBER"
+    nested = b'{"name":"n","scopes":[{"scope":"PIPES:READ:o","fixed_params":{"a":1,"a":2}}]}'
+    r = await client.post(
+        "/v1/keys", content=nested, headers={**bearer(admin_key), "Content-Type": JSON_CT}
     )
     assert r.status_code == 400, r.text
 
