@@ -37,7 +37,6 @@ from authsvc.tokens.policy import PolicyCache
 from authsvc.tokens.service import TokenService
 from authsvc.tokens.verifier import TokenVerifier
 from authsvc.verify.service import VerifyService
-from authsvc.verify.tenants import TenantCache
 
 
 @dataclass(eq=False)
@@ -67,7 +66,6 @@ class Services:
     denylist: Denylist
     limiter: Limiter
     key_cache: KeyCache
-    tenant_cache: TenantCache
     verifier: VerifyService
     poller: RevocationPoller
     usage: UsageRecorder
@@ -108,9 +106,8 @@ def build_services(
     identities = IdentityService(db, clock, bus)
     tenants = TenantService(db=db, clock=clock, settings=settings, keys=keys, bus=bus)
     key_cache = KeyCache(keys, identities, metrics)
-    tenant_cache = TenantCache(tenants, metrics)
     usage = UsageRecorder(db, clock)
-    denylist.listeners += [key_cache.on_event, tenant_cache.on_event]
+    denylist.listeners += [key_cache.on_event]
     poller = RevocationPoller(db, denylist, clock, metrics, interval_s=settings.revocation_poll_s)
     policies = PolicyCache(tenants)
     signing = SigningKeyService(db, clock, master, bus)
@@ -159,7 +156,6 @@ def build_services(
         denylist=denylist,
         limiter=limiter,
         key_cache=key_cache,
-        tenant_cache=tenant_cache,
         verifier=verifier,
         poller=poller,
         usage=usage,

@@ -43,6 +43,7 @@ class TenantPolicy:
     max_token_ttl_s: int
     signing_alg: str
     signing_key_rotation_s: int
+    allow_query_token: bool
 
     @classmethod
     def of(cls, tenants: TenantService, row: Tenant) -> TenantPolicy:
@@ -56,6 +57,7 @@ class TenantPolicy:
             max_token_ttl_s=row.max_token_ttl_s,
             signing_alg=row.signing_alg,
             signing_key_rotation_s=row.signing_key_rotation_s,
+            allow_query_token=row.allow_query_token,
         )
 
 

@@ -142,8 +142,9 @@ async def authorize(request: Request[Any, Any, Any], rest: str | None = None) ->
     if token is None and uri:
         candidate = query_token(uri)
         if candidate is not None:
-            tenant = await services.tenant_cache.get(gateway.tenant_id)
-            if tenant.allow_query_token and not keysecret.looks_like_key(candidate):
+            tenant = await services.policies.get(gateway.tenant_id)
+            allowed = tenant is not None and tenant.allow_query_token
+            if allowed and not keysecret.looks_like_key(candidate):
                 token = candidate
     if token is None:
         return _deny(401, "UNAUTHENTICATED", "A bearer credential is required.")

@@ -33,6 +33,7 @@ POLICY = TenantPolicy(
     max_token_ttl_s=3600,
     signing_alg="ES256",
     signing_key_rotation_s=0,
+    allow_query_token=False,
 )
 PRIVATE = crypto.load_private_key(crypto.generate_private_key("ES256"))
 PUBLIC = crypto.public_key_of(PRIVATE)
