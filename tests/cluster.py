@@ -21,10 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 from authsvc.db import migrate
-from tests.server import clean_env, free_port
+from tests.server import ExitedEarly, clean_env, free_port, wait_healthy
 
 PG_ADMIN_URL = os.environ.get(
     "AUTHSVC_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -158,17 +157,11 @@ def instances(count: int, env: Mapping[str, str], cwd: Path) -> Iterator[list[st
             urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         for proc, url in zip(procs, urls, strict=True):
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"instance {url} exited early; see {cwd}/instance-*.log")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"instance {url} did not become healthy")
-                time.sleep(0.05)
+            try:
+                wait_healthy(proc, url, deadline=deadline)
+            except ExitedEarly:
+                hint = f"see {cwd}/instance-*.log"
+                raise RuntimeError(f"instance {url} exited early; {hint}") from None
         yield urls
     finally:
         for proc in procs:

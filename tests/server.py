@@ -44,6 +44,25 @@ def cli(
     )
 
 
+class ExitedEarly(RuntimeError):
+    """The process ended before it answered ``/healthz``."""
+
+
+def wait_healthy(proc: subprocess.Popen[str], base: str, *, deadline: float) -> None:
+    """Poll ``base/healthz`` until 200; :class:`ExitedEarly` or ``RuntimeError`` on failure."""
+    while True:
+        if proc.poll() is not None:
+            raise ExitedEarly(f"{base} exited early")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{base} did not become healthy in time")
+        time.sleep(0.05)
+
+
 @contextmanager
 def running_server(
     cwd: Path, env: Mapping[str, str], *, port: int | None = None, args: tuple[str, ...] = ()
@@ -59,20 +78,12 @@ def running_server(
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read() if proc.stdout else ""
-                raise RuntimeError(f"authsvc serve exited early:\n{out}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("authsvc serve did not become healthy in 30 s")
-            time.sleep(0.1)
+        try:
+            wait_healthy(proc, base, deadline=time.monotonic() + 30)
+        except ExitedEarly:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"authsvc serve exited early:\n{out}") from None
         yield base, proc
     finally:
         if proc.poll() is None:

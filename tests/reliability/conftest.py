@@ -38,7 +38,7 @@ from authsvc.master import derive
 from authsvc.services import Services
 from authsvc.settings import Settings
 from tests.conftest import BASE_URL, TEST_SECRET, lifespan
-from tests.server import AUTHSVC, free_port
+from tests.server import AUTHSVC, ExitedEarly, free_port, wait_healthy
 
 # --- what a leak looks like -------------------------------------------------------------------
 
@@ -238,27 +238,20 @@ def spawn_server(cwd: Path, env: Mapping[str, str], guard: Guard, *, name: str) 
     return Server(f"http://127.0.0.1:{port}", proc, log, port)
 
 
-def wait_healthy(servers: list[Server], timeout: float = 30) -> None:
+def wait_all_healthy(servers: list[Server], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    pending = list(servers)
-    while pending:
-        for server in list(pending):
-            if server.proc.poll() is not None:
-                for s in servers:
-                    s.stop()
-                text = server.log.read_text(errors="replace")
-                raise RuntimeError(f"authsvc serve exited early:\n{text}")
-            try:
-                if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
-                    pending.remove(server)
-            except httpx.TransportError:
-                pass
-        if pending and time.monotonic() > deadline:
+    for server in servers:
+        try:
+            wait_healthy(server.proc, server.base, deadline=deadline)
+        except ExitedEarly:
             for s in servers:
                 s.stop()
-            raise RuntimeError(f"authsvc serve not healthy in {timeout} s")
-        if pending:
-            time.sleep(0.1)
+            text = server.log.read_text(errors="replace")
+            raise RuntimeError(f"authsvc serve exited early:\n{text}") from None
+        except RuntimeError:
+            for s in servers:
+                s.stop()
+            raise
 
 
 def start_server(
@@ -266,14 +259,14 @@ def start_server(
 ) -> Server:
     """``authsvc serve`` on a free loopback port, healthy; output to a file the guard scans."""
     server = spawn_server(cwd, env, guard, name=name)
-    wait_healthy([server], timeout)
+    wait_all_healthy([server], timeout)
     return server
 
 
 def start_cluster(cwd: Path, env: Mapping[str, str], guard: Guard, n: int) -> list[Server]:
     """``n`` identical instances, started together."""
     servers = [spawn_server(cwd, env, guard, name=f"instance{i}") for i in range(n)]
-    wait_healthy(servers, timeout=45)
+    wait_all_healthy(servers, timeout=45)
     return servers
 
 
