@@ -1,11 +1,19 @@
-"""``create_app(settings)``: the one place where the service is wired together."""
+"""``create_app(settings)``: the one place where the service is wired together.
+
+Routes get their services by name through Litestar's dependency injection (``keys:
+KeyService``, ``caller: Principal`` …), registered here once; no route reaches for a service
+container. The two hot routes (``POST /v1/verify``, ``/v1/authz``) take no injected
+dependencies and read the verify service and the tenant cache from ``app.state``.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import fields
+from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -18,7 +26,6 @@ from authsvc.audit.controller import AuditController
 from authsvc.background import background
 from authsvc.identities.controller import IdentityController
 from authsvc.keys.controller import KeyController
-from authsvc.metrics import metrics_endpoint
 from authsvc.oauth.controller import OAuthController
 from authsvc.oauth.wellknown import WELL_KNOWN_HANDLERS
 from authsvc.services import Services, build_services
@@ -29,13 +36,14 @@ from authsvc.tenants.controller import TenantController
 from authsvc.tokens.controller import TokenController
 from authsvc.verify.authz import AUTHZ_HANDLERS
 from authsvc.verify.controller import verify
-from authsvc.web.auth import provide_services
+from authsvc.verify.guard import provide_caller, provide_operator
 from authsvc.web.exceptions import EXCEPTION_HANDLERS
+from authsvc.web.headers import add_caller_headers
 from authsvc.web.health import healthz, readyz
 from authsvc.web.json_guard import reject_duplicate_members
-from authsvc.web.limits import uri_limit
+from authsvc.web.limits import request_limits
+from authsvc.web.metrics import measure_requests, metrics_endpoint
 from authsvc.web.openapi import document_error_bodies
-from authsvc.web.ratelimit import add_caller_headers
 
 EXPOSED_HEADERS = [
     "RateLimit",
@@ -48,6 +56,21 @@ EXPOSED_HEADERS = [
 ]
 
 
+def _constant(value: Any) -> Provide:
+    def provide() -> Any:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
+
+
+def dependencies(svc: Services) -> dict[str, Provide]:
+    """Every service by its field name, plus the authenticated ``caller`` and ``operator``."""
+    deps = {f.name: _constant(getattr(svc, f.name)) for f in fields(svc)}
+    deps["caller"] = Provide(provide_caller)
+    deps["operator"] = Provide(provide_operator)
+    return deps
+
+
 def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
     """Build the application. ``services`` may be injected (tests share a clock or engine)."""
     owned = services is None
@@ -55,7 +78,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.services = svc
+        app.state.verify = svc.verify
+        app.state.tenants = svc.tenant_cache
+        app.state.metrics = svc.metrics
+        app.state.engine = svc.engine
         try:
             async with background(svc):
                 yield
@@ -63,6 +89,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             if owned:
                 await svc.aclose()
 
+    starting: Callable[[Litestar], Any] = lambda _app: rotating(svc.rotation)  # noqa: E731
     app = Litestar(
         route_handlers=[
             healthz,
@@ -79,10 +106,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             OAuthController,
             *WELL_KNOWN_HANDLERS,
         ],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        dependencies=dependencies(svc),
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[lifespan, lambda _app: rotating(svc.rotation)],
-        middleware=[uri_limit, svc.metrics.middleware],
+        lifespan=[lifespan, starting],
+        middleware=[request_limits, measure_requests(svc.metrics)],
         before_send=[add_caller_headers],
         before_request=reject_duplicate_members,
         request_max_body_size=settings.max_body_bytes,

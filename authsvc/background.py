@@ -35,7 +35,6 @@ async def background(services: Services) -> AsyncIterator[None]:
 
     bus = services.bus
     if isinstance(bus, RedisBus):
-        bus.on_reconnect.append(services.poller.poke)
         start("revocation-subscriber", bus.run())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(bus.connected.wait(), timeout=2.0)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from authsvc.db import migrate
 from authsvc.db.models import OperatorKey
-from authsvc.errors import AuthsvcError, NotFound
+from authsvc.errors import AuthsvcError
 from authsvc.principal import Principal
 from authsvc.scopes import ADMIN, Grant, Scope
 from authsvc.services import Services, build_services
@@ -47,10 +47,7 @@ def _print(obj: Any) -> None:
 
 async def _tenant_principal(services: Services, ref: str) -> Principal:
     """Act for a tenant as its administrator (the CLI runs with the operator's authority)."""
-    try:
-        tenant = await services.tenants.get(ref)
-    except NotFound:
-        tenant = await services.tenants.get_by_slug(ref)
+    tenant = await services.tenants.get_by_ref(ref)
     return Principal(
         kind="operator",
         id="cli",
@@ -145,7 +142,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
             tenant, admin = await s.tenants.create(name=args.name, slug=args.slug, actor="cli")
             return {
                 "tenant": {"id": tenant.id, "slug": tenant.slug, "name": tenant.name},
-                "admin_key": {"id": admin.record.id, "key": admin.key},
+                "admin_key": {"id": admin.info.id, "key": admin.key},
             }
         if args.action == "list":
             rows, _ = await s.tenants.list(limit=200, cursor=None)
@@ -165,7 +162,7 @@ def cmd_key(args: argparse.Namespace) -> int:
         p = await _tenant_principal(s, args.tenant)
         if args.action == "create":
             created = await s.keys.create(p, name=args.name, scopes=args.scope)
-            return {"id": created.record.id, "key": created.key, "start": created.record.start}
+            return {"id": created.info.id, "key": created.key, "start": created.info.start}
         if args.action == "list":
             rows, _ = await s.keys.list(p, limit=200, cursor=None)
             return [
@@ -173,13 +170,13 @@ def cmd_key(args: argparse.Namespace) -> int:
                     "id": k.id,
                     "name": k.name,
                     "start": k.start,
-                    "scopes": [g["scope"] for g in k.grants],
+                    "scopes": [str(g.scope) for g in k.grants],
                     "revoked": k.revoked_at is not None,
                 }
                 for k in rows
             ]
-        row = await s.keys.revoke(p, args.key_id)
-        return {"id": row.id, "revoked_at": row.revoked_at}
+        info = await s.keys.revoke(p, args.key_id)
+        return {"id": info.id, "revoked_at": info.revoked_at}
 
     _print(_run(args, go))
     return 0

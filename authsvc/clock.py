@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Final, Protocol
+
+MAX_CLOCK_SKEW_S: Final = 30.0
+"""The largest leeway any time check allows (RFC 7519 §4.1.4 "some small leeway"); every
+horizon that must outlive a token adds it."""
 
 
 class Clock(Protocol):

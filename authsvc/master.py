@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from authsvc.settings import Settings
 
 MASTER_FILE = "master.key"
+KEY_HASH_LABEL = "authsvc api-key hmac v1"
 
 
 def derive(master: bytes, label: str, length: int = 32) -> bytes:
@@ -34,7 +35,11 @@ class MasterSecrets:
 
     @property
     def key_hash_secret(self) -> bytes:
-        return derive(self.current, "authsvc api-key hmac v1")
+        return derive(self.current, KEY_HASH_LABEL)
+
+    @property
+    def previous_key_hash_secrets(self) -> tuple[bytes, ...]:
+        return tuple(derive(s, KEY_HASH_LABEL) for s in self.previous)
 
 
 def load_master_secrets(settings: Settings) -> MasterSecrets:

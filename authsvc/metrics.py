@@ -5,20 +5,14 @@ several applications in one process (tests, embedded use) never collide. Label v
 bounded sets (route templates, verdict codes, cache names): never a key, a token, a tenant or
 a subject, so the series count stays small and no secret can reach a scrape.
 
-The request middleware labels by the *route template* (``/v1/keys/{key_id:str}``), not the raw
-path; requests that match no route are counted under ``route="unmatched"``.
+The HTTP side (the request-counting middleware and ``/metrics``) is :mod:`authsvc.web.metrics`.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from litestar import Request, get
-from litestar.response import Response
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -104,6 +98,10 @@ class Metrics:
     def inc(self, metric: Counter, *labels: str) -> None:
         self.child(metric, *labels).inc()
 
+    def count_cache(self, name: str, outcome: str) -> None:
+        """A cache lookup (``hit``, ``miss``, ``stale``); see :mod:`authsvc.cache`."""
+        self.inc(self.cache, name, outcome)
+
     def rate_limit(self, allowed: bool, degraded: bool) -> None:
         if degraded:
             self.inc(self.ratelimit, "degraded_allowed" if allowed else "degraded_refused")
@@ -112,34 +110,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        """ASGI middleware counting requests and latency by route template."""
-
-        async def measure(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":  # type: ignore[comparison-overlap]
-                await app(scope, receive, send)
-                return
-            start = time.perf_counter()
-            status = 500
-
-            async def send_wrapper(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, send_wrapper)
-            finally:
-                route = str(scope.get("path_template") or "unmatched")
-                self.inc(self.requests, route, str(scope.get("method", "")), str(status))
-                self.child(self.latency, route).observe(time.perf_counter() - start)
-
-        return measure
-
-
-@get("/metrics", tags=["health"], include_in_schema=False, sync_to_thread=False)
-def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    metrics: Metrics = request.app.state.services.metrics
-    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

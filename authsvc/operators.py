@@ -12,6 +12,7 @@ from authsvc.db.engine import SessionFactory
 from authsvc.db.models import OperatorKey
 from authsvc.ids import new_id
 from authsvc.keys import secret as keysecret
+from authsvc.keys.secret import KeyHasher
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +22,15 @@ class CreatedOperatorKey:
 
 
 class OperatorService:
-    def __init__(self, db: SessionFactory, clock: Clock, hash_secret: bytes) -> None:
-        self._db, self._clock, self._hash_secret = db, clock, hash_secret
+    def __init__(self, db: SessionFactory, clock: Clock, hasher: KeyHasher) -> None:
+        self._db, self._clock, self._hasher = db, clock, hasher
 
     async def create_key(self, actor: str = "cli") -> CreatedOperatorKey:
         key = keysecret.generate("operator")
         now = self._clock.now()
         row = OperatorKey(
             id=new_id("opk", now.timestamp()),
-            key_hash=keysecret.key_hash(key, self._hash_secret),
+            key_hash=self._hasher.digest(key),
             start=keysecret.display_start(key),
             created_at=now,
             revoked_at=None,
@@ -49,7 +50,7 @@ class OperatorService:
 
     async def authenticate(self, key: str) -> str | None:
         """The operator key id for a valid, unrevoked operator key."""
-        digest = keysecret.key_hash(key, self._hash_secret)
+        digest = self._hasher.digest(key)
         async with self._db() as session:
             row = await session.scalar(select(OperatorKey).where(OperatorKey.key_hash == digest))
         if row is None or row.revoked_at is not None:

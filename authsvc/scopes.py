@@ -17,6 +17,12 @@ Down-scoping (DESIGN §1) is the one security rule every issuing path goes throu
 * Anything else is a :class:`~authsvc.errors.ScopeEscalation` naming the scope: nothing is
   silently dropped.
 
+Bounding (DESIGN §8, "a descendant never exercises more than each of its ancestors holds now"):
+:func:`intersect` gives the grants usable when holding some grants under an ancestor's grants,
+and :func:`meet` the filter that satisfies two filters at once. Filters never fail open: two
+filters on the same name with no common value have no meet, and the grant (or the check)
+that needs it is refused rather than left unfiltered.
+
 Everything here is pure: no I/O, no clock.
 """
 
@@ -234,6 +240,53 @@ def narrow_params(
                 return name
         merged[name] = value
     return merged
+
+
+def meet(a: Mapping[str, ParamValue], b: Mapping[str, ParamValue]) -> dict[str, ParamValue] | None:
+    """The filter satisfying both ``a`` and ``b``, or ``None`` if a name has no common value.
+
+    Names of either side apply; a name both filter on keeps the values both admit (a scalar
+    when either side is one, else the common list in ``a``'s order).
+    """
+    if not b:
+        return dict(a)
+    if not a:
+        return dict(b)
+    merged: dict[str, ParamValue] = dict(a)
+    for name, theirs in b.items():
+        mine = merged.get(name)
+        if mine is None:
+            merged[name] = theirs
+            continue
+        allowed = _as_set(theirs)
+        if isinstance(mine, list):
+            common = [v for v in mine if _key(v) in allowed]
+            if not common:
+                return None
+            merged[name] = common if isinstance(theirs, list) else common[0]
+        elif _key(mine) not in allowed:
+            return None
+    return merged
+
+
+def intersect(held: Sequence[Grant], bound: Sequence[Grant]) -> tuple[Grant, ...]:
+    """The grants usable when holding ``held`` under an ancestor holding ``bound``: each scope
+    covered by both, with both filters applied (:func:`meet`). Nothing wider than either."""
+    out: dict[tuple[str, str], Grant] = {}
+    for mine in held:
+        for theirs in bound:
+            if covers(theirs.scope, mine.scope):
+                scope = mine.scope
+            elif covers(mine.scope, theirs.scope):
+                scope = theirs.scope
+            else:
+                continue
+            params = meet(mine.fixed_params, theirs.fixed_params)
+            if params is None:
+                continue
+            grant = Grant(scope, params)
+            out.setdefault((str(scope), repr(sorted(params.items()))), grant)
+    return tuple(out.values())
 
 
 def downscope(held: Sequence[Grant], requested: Sequence[Grant]) -> tuple[Grant, ...]:

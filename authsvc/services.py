@@ -1,7 +1,10 @@
-"""The service container: every domain service, built once per application from settings.
+"""The composition root: every service of one application, built complete, once, from settings.
 
 :func:`build_services` is used by the HTTP app and the CLI alike, so both go through the same
-domain code.
+domain code. Everything is built in dependency order and handed its collaborators at
+construction; nothing is patched in afterwards. The order is forced by one loop: the caches must
+exist before the :class:`~authsvc.revocation.denylist.Denylist` (it tells them of every event),
+which must exist before the bus, which every writing service publishes on.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from authsvc.clock import Clock, SystemClock
 from authsvc.db.engine import SessionFactory, make_engine, make_session_factory
 from authsvc.identities.service import IdentityService
 from authsvc.keys.cache import KeyCache
+from authsvc.keys.secret import KeyHasher
 from authsvc.keys.service import KeyService
+from authsvc.keys.store import KeyStore
 from authsvc.keys.usage import UsageRecorder
 from authsvc.master import MasterSecrets, load_master_secrets
 from authsvc.metrics import Metrics
@@ -30,46 +35,50 @@ from authsvc.revocation.denylist import Denylist
 from authsvc.revocation.events import RevocationBus
 from authsvc.revocation.poller import RevocationPoller
 from authsvc.settings import Settings
+from authsvc.signing import crypto
+from authsvc.signing.keyring import Keyring
 from authsvc.signing.rotation import RotationTask
-from authsvc.signing.service import SigningKeyService
+from authsvc.signing.service import SIGNER_TTL_S, SigningKeyService
+from authsvc.tenants.policy import TenantCache
 from authsvc.tenants.service import TenantService
-from authsvc.tokens.policy import PolicyCache
+from authsvc.tokens.reader import TokenReader
 from authsvc.tokens.service import TokenService
-from authsvc.tokens.verifier import TokenVerifier
 from authsvc.verify.service import VerifyService
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Services:
-    """Plain attribute bag; handed to handlers as an opaque dependency."""
+    """Every service and long-lived object of one application."""
 
     settings: Settings
     clock: Clock
     engine: AsyncEngine
     db: SessionFactory
     secrets: MasterSecrets
+    metrics: Metrics
+    # caches of the hot path, kept in step with the denylist
+    key_cache: KeyCache
+    tenant_cache: TenantCache
+    keyring: Keyring
+    token_reader: TokenReader
+    denylist: Denylist
+    # revocation and limits
     bus: RevocationBus
+    poller: RevocationPoller
+    limiter: Limiter
+    usage: UsageRecorder
+    # domain services
     operators: OperatorService
-    tenants: TenantService
     keys: KeyService
     identities: IdentityService
-    audit: AuditService
-    # token issuing, signing keys, OAuth (issue #3)
-    policies: PolicyCache
     signing: SigningKeyService
+    tenants: TenantService
+    audit: AuditService
     tokens: TokenService
-    token_verifier: TokenVerifier
+    verify: VerifyService
     oauth: OAuthService
     rotation: RotationTask
-    # verification, rate limits, revocation (issue #4)
-    metrics: Metrics
-    denylist: Denylist
-    limiter: Limiter
-    key_cache: KeyCache
-    verifier: VerifyService
-    poller: RevocationPoller
-    usage: UsageRecorder
-    redis: RedisClients | None = None
+    redis: RedisClients | None
 
     async def aclose(self) -> None:
         await self.limiter.aclose()
@@ -89,75 +98,99 @@ def build_services(
     db = make_session_factory(engine)
     master = load_master_secrets(settings)
     metrics = Metrics()
-    denylist = Denylist()
+    count = metrics.count_cache
+    hasher = KeyHasher(master.key_hash_secret, master.previous_key_hash_secrets)
+
+    key_cache = KeyCache(KeyStore(db), hasher, count=count)
+    tenant_cache = TenantCache(db, settings.effective_base_url, count=count)
+    keyring = Keyring(
+        db,
+        crypto.master_secret_map(master.current, *master.previous),
+        clock,
+        count=count,
+        signer_ttl_s=SIGNER_TTL_S,
+    )
+    token_reader = TokenReader(keyring, clock, count=count)
+    denylist = Denylist(
+        listeners=(
+            key_cache.on_event,
+            tenant_cache.on_event,
+            keyring.on_event,
+            token_reader.on_event,
+        )
+    )
+    poller = RevocationPoller(db, denylist, clock, metrics, interval_s=settings.revocation_poll_s)
+
     redis = make_redis_clients(settings.redis_url) if settings.redis_url else None
     bus: RevocationBus
     limiter: Limiter
     if redis is not None:
-        bus = RedisBus(redis.commands, redis.subscriber, denylist, metrics)
+        bus = RedisBus(
+            redis.commands, redis.subscriber, denylist, metrics, on_reconnect=(poller.poke,)
+        )
         injected = None if isinstance(clock, SystemClock) else clock  # else Redis TIME
         limiter = RedisLimiter(
             redis.commands, fail_open=settings.ratelimit_fail_open, clock=injected
         )
     else:
         bus, limiter = LocalBus(denylist, metrics), MemoryLimiter(clock)
-    hash_secret = master.key_hash_secret
-    keys = KeyService(db, clock, hash_secret, bus)
-    identities = IdentityService(db, clock, bus)
-    tenants = TenantService(db=db, clock=clock, settings=settings, keys=keys, bus=bus)
-    key_cache = KeyCache(keys, identities, metrics)
+
     usage = UsageRecorder(db, clock)
-    denylist.listeners += [key_cache.on_event]
-    poller = RevocationPoller(db, denylist, clock, metrics, interval_s=settings.revocation_poll_s)
-    policies = PolicyCache(tenants)
-    signing = SigningKeyService(db, clock, master, bus)
-    tenants.on_create.append(signing.on_tenant_create)
-    tenants.on_update.append(signing.on_tenant_update)
+    keys = KeyService(db, clock, hasher, bus)
+    signing = SigningKeyService(db, clock, master, keyring)
+    tenants = TenantService(
+        db=db,
+        clock=clock,
+        settings=settings,
+        keys=keys,
+        bus=bus,
+        on_create=(signing.on_tenant_create,),
+        on_update=(signing.on_tenant_update,),
+    )
     tokens = TokenService(
         db=db,
         clock=clock,
-        policies=policies,
+        tenants=tenant_cache,
         signing=signing,
         keys=keys,
         denylist=denylist,
         bus=bus,
     )
-    token_verifier = TokenVerifier(
-        policies=policies, signing=signing, keys=keys, denylist=denylist, clock=clock
+    verify = VerifyService(
+        keys=key_cache,
+        tenants=tenant_cache,
+        reader=token_reader,
+        denylist=denylist,
+        limiter=limiter,
+        usage=usage,
+        clock=clock,
+        metrics=metrics,
     )
-    denylist.listeners += [policies.on_event, signing.keyring.on_event, token_verifier.on_event]
-    verifier = VerifyService(
-        key_cache, limiter, clock, metrics, usage=usage, base_url=settings.effective_base_url
-    )
-    verifier.enable_jwt(token_verifier, denylist)
-    assert verifier.tokens is not None
     return Services(
         settings=settings,
         clock=clock,
         engine=engine,
         db=db,
         secrets=master,
-        bus=bus,
-        operators=OperatorService(db, clock, hash_secret),
-        tenants=tenants,
-        keys=keys,
-        identities=identities,
-        audit=AuditService(db),
-        policies=policies,
-        signing=signing,
-        tokens=tokens,
-        token_verifier=token_verifier,
-        # Introspection and exchange share /v1/verify's verified-token cache.
-        oauth=OAuthService(
-            tokens=tokens, verifier=verifier.tokens, lookup=key_cache.record, clock=clock
-        ),
-        rotation=RotationTask(signing, clock),
         metrics=metrics,
-        denylist=denylist,
-        limiter=limiter,
         key_cache=key_cache,
-        verifier=verifier,
+        tenant_cache=tenant_cache,
+        keyring=keyring,
+        token_reader=token_reader,
+        denylist=denylist,
+        bus=bus,
         poller=poller,
+        limiter=limiter,
         usage=usage,
+        operators=OperatorService(db, clock, hasher),
+        keys=keys,
+        identities=IdentityService(db, clock, bus),
+        signing=signing,
+        tenants=tenants,
+        audit=AuditService(db),
+        tokens=tokens,
+        verify=verify,
+        oauth=OAuthService(verify=verify, tokens=tokens),
+        rotation=RotationTask(signing, db, clock, bus),
         redis=redis,
     )

@@ -7,11 +7,13 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get
-from litestar.di import Provide
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
-from authsvc.web.auth import provide_principal
-from authsvc.web.deps import PrincipalDep, ServicesDep
+from authsvc.audit.service import AuditService
+from authsvc.web.deps import Caller
+
+Audit = NamedDependency[AuditService]
 
 
 class AuditOut(msgspec.Struct):
@@ -32,27 +34,24 @@ class AuditPage(msgspec.Struct):
 class AuditController(Controller):
     path = "/v1/audit-log"
     tags = ["audit"]
-    dependencies = {"principal": Provide(provide_principal)}
 
     @get("/")
     async def list_audit(
         self,
-        services: ServicesDep,
-        principal: PrincipalDep,
+        audit: Audit,
+        caller: Caller,
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
         action: FromQuery[str | None] = None,
     ) -> AuditPage:
-        principal.require("ADMIN")
-        rows, next_cursor = await services.audit.list(
-            principal.tenant, limit=limit, cursor=cursor, action=action
+        caller.require("ADMIN")
+        entries, next_cursor = await audit.list(
+            caller.tenant, limit=limit, cursor=cursor, action=action
         )
         return AuditPage(
             [
-                AuditOut(
-                    r.id, r.actor, r.action, r.target_type, r.target_id, r.details, r.created_at
-                )
-                for r in rows
+                AuditOut(e.id, e.actor, e.action, e.target_type, e.target_id, e.details, e.at)
+                for e in entries
             ],
             next_cursor,
         )

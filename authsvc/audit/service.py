@@ -7,7 +7,7 @@ only; callers never pass key material.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,17 @@ def record(
     return entry
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: str
+    actor: str
+    action: str
+    target_type: str
+    target_id: str | None
+    details: dict[str, Any]
+    at: datetime
+
+
 class AuditService:
     def __init__(self, db: SessionFactory) -> None:
         self._db = db
@@ -56,9 +67,18 @@ class AuditService:
         limit: int | None,
         cursor: str | None,
         action: str | None = None,
-    ) -> tuple[Sequence[AuditEntry], str | None]:
+    ) -> tuple[list[AuditEvent], str | None]:
         stmt = select(AuditEntry).where(AuditEntry.tenant_id == tenant_id)
         if action:
             stmt = stmt.where(AuditEntry.action == action)
         async with self._db() as session:
-            return await paginate(session, stmt, AuditEntry.id, limit=limit, cursor=cursor)
+            rows, next_cursor = await paginate(
+                session, stmt, AuditEntry.id, limit=limit, cursor=cursor
+            )
+        events = [
+            AuditEvent(
+                r.id, r.actor, r.action, r.target_type, r.target_id, dict(r.details), r.created_at
+            )
+            for r in rows
+        ]
+        return events, next_cursor

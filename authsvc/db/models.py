@@ -50,6 +50,8 @@ class Tenant(Base):
     signing_alg: Mapped[str] = mapped_column(String(10))
     signing_key_rotation_s: Mapped[int] = mapped_column(Integer)
     allow_query_token: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_horizon_at: Mapped[datetime | None]
+    """Until when a token minted under an earlier, higher ``max_token_ttl_s`` may live."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -70,6 +72,8 @@ class ApiKey(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    """The key this one derives from (created by a non-ADMIN key); ``None`` for roots."""
     name: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     start: Mapped[str] = mapped_column(String(20))
@@ -133,7 +137,7 @@ class Revocation(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
-    value: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(String(255))
     cutoff: Mapped[datetime]
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(index=True)

@@ -9,7 +9,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from authsvc.errors import InvalidRequest
+from authsvc.errors import Code, InvalidRequest
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
@@ -20,7 +20,7 @@ def check_limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIMIT
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}.", code="INVALID_LIMIT")
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}.", code=Code.INVALID_LIMIT)
     return limit
 
 
@@ -35,7 +35,7 @@ async def paginate(
     n = check_limit(limit)
     if cursor is not None:
         if not cursor or len(cursor) > 64:
-            raise InvalidRequest("cursor is not valid.", code="INVALID_CURSOR")
+            raise InvalidRequest("cursor is not valid.", code=Code.INVALID_CURSOR)
         stmt = stmt.where(id_column > cursor)
     rows = (await session.scalars(stmt.order_by(id_column).limit(n + 1))).all()
     if len(rows) > n:

@@ -7,13 +7,14 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, put
-from litestar.di import Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from authsvc.db.models import Identity
-from authsvc.web.auth import provide_principal
-from authsvc.web.deps import PrincipalDep, ServicesDep
+from authsvc.identities.service import IdentityInfo, IdentityService
+from authsvc.web.deps import Caller
 from authsvc.web.schemas import RateLimitIn, RateLimitOut, ratelimits_out
+
+Identities = NamedDependency[IdentityService]
 
 
 class IdentityPut(msgspec.Struct, forbid_unknown_fields=True):
@@ -29,32 +30,35 @@ class IdentityOut(msgspec.Struct):
     updated_at: datetime
 
 
-def identity_out(row: Identity) -> IdentityOut:
+def identity_out(info: IdentityInfo) -> IdentityOut:
     return IdentityOut(
-        row.external_id, ratelimits_out(row.ratelimits), row.meta, row.created_at, row.updated_at
+        info.external_id,
+        ratelimits_out(info.ratelimits),
+        info.metadata,
+        info.created_at,
+        info.updated_at,
     )
 
 
 class IdentityController(Controller):
     path = "/v1/identities"
     tags = ["identities"]
-    dependencies = {"principal": Provide(provide_principal)}
 
     @put("/{external_id:str}")
     async def put_identity(
         self,
         external_id: FromPath[str],
         data: JSONBody[IdentityPut],
-        services: ServicesDep,
-        principal: PrincipalDep,
+        identities: Identities,
+        caller: Caller,
     ) -> IdentityOut:
-        row = await services.identities.put(
-            principal, external_id, ratelimits=data.ratelimits, metadata=data.metadata
+        info = await identities.put(
+            caller, external_id, ratelimits=data.ratelimits, metadata=data.metadata
         )
-        return identity_out(row)
+        return identity_out(info)
 
     @get("/{external_id:str}")
     async def get_identity(
-        self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
+        self, external_id: FromPath[str], identities: Identities, caller: Caller
     ) -> IdentityOut:
-        return identity_out(await services.identities.get(principal, external_id))
+        return identity_out(await identities.get(caller, external_id))

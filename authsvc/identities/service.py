@@ -3,11 +3,18 @@
 An identity is addressed by the tenant's own external id. Its limits are counted once for all
 keys whose ``identity`` names it, so a customer with five keys cannot get five times the quota.
 Upserting an identity changes the limits' parameters but never resets their counters.
+
+Authority (DESIGN §8, "changes only narrow"): an identity's limits bind every key that names it,
+including, possibly, the caller's own, so a non-ADMIN caller may only tighten them: every
+existing limit kept, at most as permissive, new ones added. Creating an identity only adds
+limits. Only ADMIN loosens or removes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -16,11 +23,37 @@ from authsvc.audit.service import record as audit
 from authsvc.clock import Clock
 from authsvc.db.engine import SessionFactory
 from authsvc.db.models import Identity
-from authsvc.errors import InvalidRequest, NotFound
-from authsvc.keys.limits import RateLimitDef, parse_ratelimits, ratelimits_from_json
+from authsvc.errors import Code, InvalidRequest, NotFound, ScopeEscalation
+from authsvc.keys.cache import IDENTITY_PREFIX
+from authsvc.keys.service import MAX_IDENTITY
 from authsvc.principal import Principal
+from authsvc.ratelimit.limits import (
+    RateLimitDef,
+    loosened,
+    parse_ratelimits,
+    ratelimits_from_json,
+)
 from authsvc.revocation.events import RevocationBus, RevocationEvent
 from authsvc.revocation.events import record as record_revocation
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityInfo:
+    external_id: str
+    ratelimits: tuple[RateLimitDef, ...]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _info(row: Identity) -> IdentityInfo:
+    return IdentityInfo(
+        row.external_id,
+        ratelimits_from_json(row.ratelimits),
+        dict(row.meta),
+        row.created_at,
+        row.updated_at,
+    )
 
 
 class IdentityService:
@@ -34,11 +67,11 @@ class IdentityService:
         *,
         ratelimits: Sequence[Any],
         metadata: dict[str, Any] | None,
-    ) -> Identity:
+    ) -> IdentityInfo:
         principal.require("KEYS:WRITE")
-        if not 1 <= len(external_id) <= 200:
+        if not 1 <= len(external_id) <= MAX_IDENTITY:
             raise InvalidRequest(
-                "external_id must be 1 to 200 characters.", code="INVALID_IDENTITY"
+                f"external_id must be 1 to {MAX_IDENTITY} characters.", code=Code.INVALID_IDENTITY
             )
         limits = parse_ratelimits(ratelimits)
         # Read-then-insert: concurrent first PUTs of one id race on the primary key. The loser
@@ -48,7 +81,7 @@ class IdentityService:
         except IntegrityError:
             row, event = await self._put_once(principal, external_id, limits, metadata)
         await self._bus.publish([event])
-        return row
+        return _info(row)
 
     async def _put_once(
         self,
@@ -67,11 +100,15 @@ class IdentityService:
                     created_at=now,
                 )
                 session.add(row)
+            elif not principal.admin:
+                loose = loosened(ratelimits_from_json(row.ratelimits), limits)
+                if loose is not None:
+                    raise ScopeEscalation("ratelimits", f"would drop or loosen the limit '{loose}'")
             row.ratelimits = [r.to_json() for r in limits]
             row.meta = metadata or {}
             row.updated_at = now
             # Keys cache their identity's limits: tell instances to drop them.
-            event = RevocationEvent(principal.tenant, "key", f"identity:{external_id}", now)
+            event = RevocationEvent(principal.tenant, "key", IDENTITY_PREFIX + external_id, now)
             record_revocation(session, event, now=now)
             audit(
                 session,
@@ -84,16 +121,10 @@ class IdentityService:
             )
         return row, event
 
-    async def get(self, principal: Principal, external_id: str) -> Identity:
+    async def get(self, principal: Principal, external_id: str) -> IdentityInfo:
         principal.require("KEYS:READ")
         async with self._db() as session:
             row = await session.get(Identity, (principal.tenant, external_id))
         if row is None:
             raise NotFound("No such identity.")
-        return row
-
-    async def limits(self, tenant_id: str, external_id: str) -> tuple[RateLimitDef, ...]:
-        """The identity's limits (hot path; callers cache)."""
-        async with self._db() as session:
-            row = await session.get(Identity, (tenant_id, external_id))
-        return () if row is None else ratelimits_from_json(row.ratelimits)
+        return _info(row)

@@ -1,220 +1,331 @@
-"""In-process cache of API-key records and identity limits: warm key checks touch no database.
+"""In-process cache of API keys, and the lineages it builds: warm key checks touch no database.
 
-Algorithm
----------
-Records are cached by the key's keyed hash (HMAC-SHA256 under the server secret, the same
-digest the database is indexed by), never by the key itself. Misses go to
-:meth:`KeyService.lookup` through a single flight per digest, so a burst of requests with a
-cold key costs one query. Unknown digests are cached negatively for a short time (a random
-128-bit secret that does not exist now will not exist a few seconds later, so this is safe and
-shields the database from floods of well-formed garbage). Identity limits are cached by
-``(tenant, external id)``.
+Three :class:`~authsvc.cache.Cache` maps, all guarded against stale fills:
 
-Invalidation is by revocation event (see :mod:`authsvc.revocation`), delivered through the
-:class:`~authsvc.revocation.denylist.Denylist` listeners: a ``key`` event drops every digest of
-that key id (current and previous secret) or, for ``identity:<external_id>``, that identity's
-limits; a ``tenant`` event drops everything of the tenant. Status (expiry, grace end of a
-rerolled secret) is evaluated on every check from the cached record, so time-based changes
-need no event.
+* ``secrets``: keyed hash of a presented secret → :class:`~authsvc.keys.store.SecretMatch`
+  (which key, and whether it is a rerolled key's previous secret), or ``None`` for a secret no
+  key has (cached briefly: a random 128-bit secret that does not exist now will not exist a few
+  seconds later, and this shields the database from floods of well-formed garbage). Tagged with
+  the key id, so a key event drops every secret of the key (current and previous).
+* ``states``: key id → :class:`~authsvc.keys.state.KeyState`, the key as it is now.
+* ``identities``: ``(tenant, external id)`` → that identity's limits.
 
-Consistency trade-offs
-----------------------
-* A lookup that started before an invalidation may return the older record: the result is
-  used for that request but not cached (a global invalidation epoch detects the overlap).
-* Entries also age out after ``ttl_s`` (belt and braces against a missed event). When the
-  refresh fails because the database is down, the stale entry keeps serving: a warm instance
-  keeps verifying during a database outage, and revocations still arrive by broadcast.
-* Memory is bounded: at most ``max_entries`` records (oldest inserted evicted first).
+A check walks ``parent_id`` through ``states`` to build the key's
+:class:`Lineage` (a dict lookup per level). Any level missing means one
+query (:class:`~authsvc.keys.store.KeyStore`) that reads the key, its ancestors and their
+identities together and fills all three maps. A lineage (and the grants it computes) is reused
+while every level is still the cached object, so a change to any ancestor is seen at once.
+
+Lineage
+-------
+A key created by a non-ADMIN key derives from it (``parent_id``); ADMIN keys and keys created by
+ADMIN keys are roots. A :class:`Lineage` is a key followed by its ancestors, nearest first, as
+they are *now* (each level comes from the key cache, which drops a level on its revocation
+event). Everything a check needs is computed here, purely:
+
+* **status**: a lineage is ``DISABLED`` if any level is disabled, ``EXPIRED`` once the earliest
+  expiry of any level has passed, ``REVOKED`` if any level is revoked (checked in that order,
+  like a single key: DESIGN §3). Revoking, disabling or expiring a key therefore does the same to
+  its whole subtree at once, and to every token minted from it.
+* **grants**: the key's grants bounded by every ancestor's (:func:`authsvc.scopes.intersect`):
+  narrowing a key narrows its subtree, and a grant whose filters no longer meet is gone rather
+  than unfiltered.
+* **limits** (:meth:`Lineage.specs`): a credential is charged against its own limits and those
+  of its identity; a credential derived from a key (a child key, a JWT minted from the key) is
+  also charged against every non-ADMIN level it derives from, and their identities'. An ADMIN
+  key's own limits throttle only its own use. Counters are shared (``key:<id>:<name>``,
+  ``identity:<external id>:<name>``), so a derived credential spends its ancestors' budget and
+  cannot multiply it; a counter listed twice is charged once.
+
+Invalidation
+------------
+Invalidation is by revocation event (:mod:`authsvc.revocation`): a ``key`` event drops that
+key's state and secrets (its descendants then re-read it through their walk), or, for
+``identity:<external id>``, that identity's limits. Entries also age out after ``ttl_s``; when
+the database is down, aged-out entries keep serving (a warm instance keeps verifying during an
+outage, revocations still arrive by broadcast).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from authsvc.identities.service import IdentityService
-from authsvc.keys.limits import RateLimitDef
-from authsvc.keys.service import KeyRecord, KeyService
-from authsvc.metrics import Metrics
+from authsvc.cache import MISSING, Cache, Counter
+from authsvc.errors import Code
+from authsvc.keys.secret import KeyHasher
+from authsvc.keys.state import KeyState
+from authsvc.keys.store import MAX_DEPTH, Chain, KeyStore, SecretMatch
+from authsvc.ratelimit.limits import RateLimitDef, specs
+from authsvc.ratelimit.types import LimitSpec
 from authsvc.revocation.events import RevocationEvent
+from authsvc.scopes import Grant, intersect
 
-V = TypeVar("V")
+IdentityLimits = Mapping[str, tuple[RateLimitDef, ...]]
+"""Limits of the lineage's identities (by external id) as the caller knows them now."""
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    states: tuple[KeyState, ...]
+    """The key, then its parent, grandparent … up to its root."""
+    grants: tuple[Grant, ...] = field(init=False)
+    """What the key may exercise now: its grants bounded by each ancestor's."""
+    expires_at: float | None = field(init=False)
+    """The earliest expiry of any level."""
+
+    def __post_init__(self) -> None:
+        grants: tuple[Grant, ...] | None = None
+        expires: float | None = None
+        for state in reversed(self.states):
+            grants = state.grants if grants is None else intersect(state.grants, grants)
+            expires = _earliest(expires, state.expires_at)
+        object.__setattr__(self, "grants", grants or ())
+        object.__setattr__(self, "expires_at", expires)
+
+    @property
+    def key(self) -> KeyState:
+        return self.states[0]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.states)
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        return tuple(s.identity for s in self.states if s.identity is not None)
+
+    def status(self, now: float, *, expires_at: float | None = None) -> Code:
+        """``VALID`` or the first failing check (``expires_at``: an earlier expiry of the
+        presented secret, e.g. a rerolled key's previous secret)."""
+        if not all(s.enabled for s in self.states):
+            return Code.DISABLED
+        expiry = _earliest(self.expires_at, expires_at)
+        if expiry is not None and expiry <= now:
+            return Code.EXPIRED
+        if any(s.revoked for s in self.states):
+            return Code.REVOKED
+        return Code.VALID
+
+    def specs(self, identity_limits: IdentityLimits, *, derived: bool) -> list[LimitSpec]:
+        """The limits one use costs: see the module docstring. ``derived``: the credential
+        used is derived from the key (a JWT minted from it), not the key itself."""
+        out: dict[str, LimitSpec] = {}
+        for depth, state in enumerate(self.states):
+            if (derived or depth > 0) and state.admin:
+                continue
+            for spec in specs(f"key:{state.id}", state.ratelimits):
+                out.setdefault(spec.key, spec)
+            if state.identity is not None:
+                holder = f"identity:{state.identity}"
+                for spec in specs(holder, identity_limits.get(state.identity, ())):
+                    out.setdefault(spec.key, spec)
+        return list(out.values())
+
+
 IDENTITY_PREFIX = "identity:"
+_NO_IDENTITIES: IdentityLimits = {}
 
 
-@dataclass(slots=True)
-class _Entry(Generic[V]):
-    value: V
-    fetched: float
+@dataclass(frozen=True, slots=True)
+class KeyMatch:
+    """A presented secret resolved: the key's lineage, and an earlier expiry of the secret
+    itself (a rerolled key's previous secret ends with its grace period)."""
+
+    lineage: Lineage
+    grace_until: float | None
 
 
 class KeyCache:
     def __init__(
         self,
-        keys: KeyService,
-        identities: IdentityService,
-        metrics: Metrics,
+        store: KeyStore,
+        hasher: KeyHasher,
         *,
+        count: Counter,
         ttl_s: float = 300.0,
         negative_ttl_s: float = 30.0,
         max_entries: int = 100_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._keys, self._identities, self._metrics = keys, identities, metrics
-        self.ttl_s, self.negative_ttl_s, self.max_entries = ttl_s, negative_ttl_s, max_entries
-        self._now = monotonic
-        self._records: dict[str, _Entry[KeyRecord | None]] = {}
-        self._by_key: dict[str, set[str]] = {}
-        self._limits: dict[tuple[str, str], _Entry[tuple[RateLimitDef, ...]]] = {}
-        self._inflight: dict[object, asyncio.Future[object]] = {}
-        self._epoch = 0
+        self._store, self._hasher = store, hasher
+
+        def cache(name: str, negative: float | None = None) -> Cache[object, object]:
+            return Cache(
+                name,
+                ttl_s=ttl_s,
+                max_entries=max_entries,
+                negative_ttl_s=negative,
+                count=count,
+                monotonic=monotonic,
+            )
+
+        self.secrets: Cache[str, SecretMatch | None] = cache("key", negative_ttl_s)  # type: ignore[assignment]
+        self.states: Cache[str, KeyState | None] = cache("key_state", negative_ttl_s)  # type: ignore[assignment]
+        self.identities: Cache[tuple[str, str], tuple[RateLimitDef, ...]] = cache("identity")  # type: ignore[assignment]
+        self._lineages: dict[str, Lineage] = {}
+        self.max_entries = max_entries
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self.secrets)
 
     # --- reads ----------------------------------------------------------------------------
 
     def digest(self, secret: str) -> str:
-        return self._keys.hash(secret)
+        """The keyed hash of a secret under the current master secret (the cache key)."""
+        return self._hasher.digest(secret)
 
-    def hit(self, secret: str) -> tuple[bool, KeyRecord | None]:
-        """``(True, record-or-None)`` when a fresh entry answers without I/O, else
-        ``(False, None)``. An entry exists only for a string that passed the format check
-        (and a positive one only for a real key), so a hit needs no format check again."""
-        entry = self._records.get(self._keys.hash(secret))
-        if entry is not None and self._fresh(entry):
-            self._metrics.inc(self._metrics.cache, "key", "hit")
-            return True, entry.value
-        return False, None
+    async def by_secret(self, secret: str, digest: str) -> KeyMatch | None:
+        """The key a well-formed API key belongs to, or ``None``; ``digest`` is
+        :meth:`digest` of it (computed once per request by the caller)."""
 
-    async def record(self, secret: str) -> KeyRecord | None:
-        """The record of a well-formed API key, or ``None`` when no key has this secret."""
-        found, cached = self.hit(secret)
-        if found:
-            return cached
-        digest = self._keys.hash(secret)
-        entry = self._records.get(digest)
+        async def load() -> SecretMatch | None:
+            return await self._load_secret(secret, digest)
 
-        async def fetch() -> KeyRecord | None:
-            return await self._keys.lookup(secret)
+        match = await self.secrets.get(digest, load, _secret_tags)
+        if match is None:
+            return None
+        lineage = await self.lineage(match.key_id)
+        return None if lineage is None else KeyMatch(lineage, match.grace_until)
 
-        self._metrics.inc(self._metrics.cache, "key", "miss")
+    async def lineage(self, key_id: str, tenant_id: str | None = None) -> Lineage | None:
+        """The key's lineage as cached now (one query if a level is missing), or ``None`` if
+        there is no such key (in ``tenant_id``, when given)."""
+        states = self._walk(key_id)
+        if states is None:
+            states = await self._load_lineage(key_id, tenant_id)
+            if states is None:
+                return None
+        if tenant_id is not None and states[0].tenant_id != tenant_id:
+            return None
+        memo = self._lineages.get(key_id)
+        if (
+            memo is not None
+            and len(memo.states) == len(states)
+            and all(a is b for a, b in zip(memo.states, states, strict=True))
+        ):
+            return memo
+        lineage = Lineage(states)
+        if len(self._lineages) >= self.max_entries:
+            self._lineages.clear()
+        self._lineages[key_id] = lineage
+        return lineage
+
+    async def identity_limits(self, lineage: Lineage) -> IdentityLimits:
+        """The limits of the lineage's identities (one query when one is not cached)."""
+        if not lineage.identities:
+            return _NO_IDENTITIES
+        tenant_id = lineage.key.tenant_id
+        out: dict[str, tuple[RateLimitDef, ...]] = {}
+        for external_id in lineage.identities:
+            limits = self.identities.peek((tenant_id, external_id))
+            if limits is MISSING:
+                break
+            out[external_id] = limits  # type: ignore[assignment]
+        else:
+            return out
         try:
-            value = await self._single_flight(
-                ("key", digest), fetch, lambda r: self._store_record(digest, r)
-            )
+            chain = await self._read_by_id(tenant_id, lineage.key.id)
         except Exception:
-            if entry is not None:
-                self._metrics.inc(self._metrics.cache, "key", "stale")
-                return entry.value
-            raise
-        return value
-
-    async def identity_limits(self, tenant_id: str, external_id: str) -> tuple[RateLimitDef, ...]:
-        k = (tenant_id, external_id)
-        entry = self._limits.get(k)
-        if entry is not None and self._now() - entry.fetched < self.ttl_s:
-            self._metrics.inc(self._metrics.cache, "identity", "hit")
-            return entry.value
-
-        async def fetch() -> tuple[RateLimitDef, ...]:
-            return await self._identities.limits(tenant_id, external_id)
-
-        self._metrics.inc(self._metrics.cache, "identity", "miss")
-        try:
-            return await self._single_flight(
-                ("identity", k), fetch, lambda v: self._store_limits(k, v)
-            )
-        except Exception:
-            if entry is not None:
-                self._metrics.inc(self._metrics.cache, "identity", "stale")
-                return entry.value
-            raise
+            stale = {i: self.identities.last((tenant_id, i)) for i in lineage.identities}
+            if any(v is MISSING for v in stale.values()):
+                raise
+            return stale  # type: ignore[return-value]
+        found = {} if chain is None else chain.identity_limits
+        return {i: found.get(i, ()) for i in lineage.identities}
 
     # --- invalidation ---------------------------------------------------------------------
 
     def on_event(self, event: RevocationEvent) -> None:
         """Denylist listener: drop what the event invalidates."""
-        if event.kind == "key":
-            self._epoch += 1
-            if event.value.startswith(IDENTITY_PREFIX):
-                self._limits.pop((event.tenant_id, event.value[len(IDENTITY_PREFIX) :]), None)
-            else:
-                for digest in self._by_key.pop(event.value, ()):
-                    self._records.pop(digest, None)
-        elif event.kind == "tenant":
-            self._epoch += 1
-            self.drop_tenant(event.tenant_id)
-
-    def drop_tenant(self, tenant_id: str) -> None:
-        for digest, entry in list(self._records.items()):
-            if entry.value is not None and entry.value.tenant_id == tenant_id:
-                self._forget(digest)
-        for k in [k for k in self._limits if k[0] == tenant_id]:
-            del self._limits[k]
+        if event.kind != "key":
+            return
+        if event.value.startswith(IDENTITY_PREFIX):
+            external_id = event.value[len(IDENTITY_PREFIX) :]
+            self.identities.invalidate((event.tenant_id, external_id))
+        else:
+            self.states.invalidate(event.value)
+            self.secrets.invalidate_tag(event.value)
+            self._lineages.pop(event.value, None)
 
     def clear(self) -> None:
-        self._epoch += 1
-        self._records.clear()
-        self._by_key.clear()
-        self._limits.clear()
+        self.secrets.clear()
+        self.states.clear()
+        self.identities.clear()
+        self._lineages.clear()
 
     # --- internals ------------------------------------------------------------------------
 
-    def _fresh(self, entry: _Entry[KeyRecord | None]) -> bool:
-        ttl = self.ttl_s if entry.value is not None else self.negative_ttl_s
-        return self._now() - entry.fetched < ttl
+    def _walk(self, key_id: str) -> tuple[KeyState, ...] | None:
+        """The cached lineage of ``key_id``, or ``None`` when a level is not cached."""
+        states: list[KeyState] = []
+        current: str | None = key_id
+        while current is not None and len(states) <= MAX_DEPTH:
+            state = self.states.peek(current)
+            if state is MISSING or state is None:
+                return None
+            states.append(state)  # type: ignore[arg-type]
+            current = state.parent_id  # type: ignore[union-attr]
+        return tuple(states)
 
-    def _forget(self, digest: str) -> None:
-        entry = self._records.pop(digest, None)
-        if entry is not None and entry.value is not None:
-            digests = self._by_key.get(entry.value.id)
-            if digests is not None:
-                digests.discard(digest)
-                if not digests:
-                    del self._by_key[entry.value.id]
+    def _stale_walk(self, key_id: str) -> tuple[KeyState, ...] | None:
+        states: list[KeyState] = []
+        current: str | None = key_id
+        while current is not None and len(states) <= MAX_DEPTH:
+            state = self.states.last(current)
+            if state is MISSING or state is None:
+                return None
+            states.append(state)  # type: ignore[arg-type]
+            current = state.parent_id  # type: ignore[union-attr]
+        return tuple(states)
 
-    def _store_record(self, digest: str, record: KeyRecord | None) -> None:
-        self._forget(digest)
-        while len(self._records) >= self.max_entries:
-            self._forget(next(iter(self._records)))
-        self._records[digest] = _Entry(record, self._now())
-        if record is not None:
-            self._by_key.setdefault(record.id, set()).add(digest)
+    async def _load_secret(self, secret: str, digest: str) -> SecretMatch | None:
+        generations = self._generations()
+        found = await self._store.by_secret(self._hasher.digests(secret, digest))
+        if found is None:
+            return None
+        match, chain = found
+        self._fill(chain, generations)
+        return match
 
-    def _store_limits(self, k: tuple[str, str], limits: tuple[RateLimitDef, ...]) -> None:
-        if k not in self._limits and len(self._limits) >= self.max_entries:
-            self._limits.pop(next(iter(self._limits)))
-        self._limits[k] = _Entry(limits, self._now())
-
-    async def _single_flight(
-        self,
-        k: tuple[str, object],
-        fetch: Callable[[], Awaitable[V]],
-        store: Callable[[V], None],
-    ) -> V:
-        pending = self._inflight.get(k)
-        if pending is not None:
-            return cast(V, await asyncio.shield(pending))
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._inflight[k] = future
-        epoch = self._epoch
+    async def _load_lineage(
+        self, key_id: str, tenant_id: str | None
+    ) -> tuple[KeyState, ...] | None:
         try:
-            value = await fetch()
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
-            raise
-        else:
-            future.set_result(value)
-            if epoch == self._epoch:
-                store(value)
-            return value
-        finally:
-            del self._inflight[k]
+            chain = await self._read_by_id(tenant_id, key_id)
+        except Exception:
+            stale = self._stale_walk(key_id)
+            if stale is None:
+                raise
+            return stale  # database down: serve the last known states
+        return None if chain is None else chain.states
+
+    async def _read_by_id(self, tenant_id: str | None, key_id: str) -> Chain | None:
+        generations = self._generations()
+        chain = await self._store.by_id(tenant_id, key_id)
+        if chain is None:
+            self.states.put(key_id, None, since=generations[0])
+            return None
+        self._fill(chain, generations)
+        return chain
+
+    def _generations(self) -> tuple[int, int]:
+        return self.states.generation, self.identities.generation
+
+    def _fill(self, chain: Chain, generations: tuple[int, int]) -> None:
+        for state in chain.states:
+            self.states.put(state.id, state, since=generations[0])
+        tenant_id = chain.states[0].tenant_id
+        for external_id, limits in chain.identity_limits.items():
+            self.identities.put((tenant_id, external_id), limits, since=generations[1])
+
+
+def _secret_tags(match: SecretMatch | None) -> tuple[str, ...]:
+    return () if match is None else (match.key_id,)

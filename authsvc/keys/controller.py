@@ -2,52 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.di import Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from authsvc.db.models import ApiKey
 from authsvc.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage, KeyPatch, RerollIn
-from authsvc.web.auth import provide_principal
-from authsvc.web.deps import PrincipalDep, ServicesDep
-from authsvc.web.schemas import grants_in, grants_out, ratelimits_out
+from authsvc.keys.service import KeyService
+from authsvc.keys.state import KeyInfo
+from authsvc.web.deps import Caller
+from authsvc.web.schemas import grants_in, grants_out, present, ratelimits_out
+
+Keys = NamedDependency[KeyService]
 
 
-def key_out(row: ApiKey) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "tenant_id": row.tenant_id,
-        "name": row.name,
-        "start": row.start,
-        "scopes": grants_out(row.grants),
-        "ratelimits": ratelimits_out(row.ratelimits),
-        "identity": row.identity,
-        "expires_at": row.expires_at,
-        "enabled": row.enabled,
-        "revoked_at": row.revoked_at,
-        "metadata": row.meta,
-        "created_by": row.created_by,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "last_used_at": row.last_used_at,
-        "previous_expires_at": row.previous_expires_at,
-    }
+def key_out(info: KeyInfo) -> KeyOut:
+    return KeyOut(
+        id=info.id,
+        tenant_id=info.tenant_id,
+        parent_id=info.parent_id,
+        name=info.name,
+        start=info.start,
+        scopes=grants_out(info.grants),
+        ratelimits=ratelimits_out(info.ratelimits),
+        identity=info.identity,
+        expires_at=info.expires_at,
+        enabled=info.enabled,
+        revoked_at=info.revoked_at,
+        metadata=info.metadata,
+        created_by=info.created_by,
+        created_at=info.created_at,
+        updated_at=info.updated_at,
+        last_used_at=info.last_used_at,
+        previous_expires_at=info.previous_expires_at,
+    )
+
+
+def key_created(info: KeyInfo, key: str) -> KeyCreated:
+    out = key_out(info)
+    return KeyCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, key=key)
 
 
 class KeyController(Controller):
     path = "/v1/keys"
     tags = ["keys"]
-    dependencies = {"principal": Provide(provide_principal)}
 
     @post("/")
-    async def create_key(
-        self, data: JSONBody[KeyCreate], services: ServicesDep, principal: PrincipalDep
-    ) -> KeyCreated:
-        created = await services.keys.create(
-            principal,
+    async def create_key(self, data: JSONBody[KeyCreate], keys: Keys, caller: Caller) -> KeyCreated:
+        created = await keys.create(
+            caller,
             name=data.name,
             scopes=grants_in(data.scopes),
             ratelimits=data.ratelimits,
@@ -55,56 +57,47 @@ class KeyController(Controller):
             expires_at=data.expires_at,
             metadata=data.metadata,
         )
-        return KeyCreated(**key_out(created.record), key=created.key)
+        return key_created(created.info, created.key)
 
     @get("/")
     async def list_keys(
         self,
-        services: ServicesDep,
-        principal: PrincipalDep,
+        keys: Keys,
+        caller: Caller,
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> KeyPage:
-        rows, next_cursor = await services.keys.list(principal, limit=limit, cursor=cursor)
-        return KeyPage([KeyOut(**key_out(r)) for r in rows], next_cursor)
+        infos, next_cursor = await keys.list(caller, limit=limit, cursor=cursor)
+        return KeyPage([key_out(i) for i in infos], next_cursor)
 
     @get("/{key_id:str}")
-    async def get_key(
-        self, key_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
-    ) -> KeyOut:
-        return KeyOut(**key_out(await services.keys.get(principal, key_id)))
+    async def get_key(self, key_id: FromPath[str], keys: Keys, caller: Caller) -> KeyOut:
+        return key_out(await keys.get(caller, key_id))
 
     @patch("/{key_id:str}")
     async def update_key(
         self,
         key_id: FromPath[str],
         data: JSONBody[KeyPatch],
-        services: ServicesDep,
-        principal: PrincipalDep,
+        keys: Keys,
+        caller: Caller,
     ) -> KeyOut:
-        changes = {
-            f: getattr(data, f)
-            for f in data.__struct_fields__
-            if getattr(data, f) is not msgspec.UNSET
-        }
+        changes = present(data)
         if "scopes" in changes:
             changes["scopes"] = grants_in(changes["scopes"])
-        return KeyOut(**key_out(await services.keys.update(principal, key_id, changes)))
+        return key_out(await keys.update(caller, key_id, changes))
 
     @delete("/{key_id:str}", status_code=200)
-    async def revoke_key(
-        self, key_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
-    ) -> KeyOut:
-        return KeyOut(**key_out(await services.keys.revoke(principal, key_id)))
+    async def revoke_key(self, key_id: FromPath[str], keys: Keys, caller: Caller) -> KeyOut:
+        return key_out(await keys.revoke(caller, key_id))
 
     @post("/{key_id:str}/reroll", status_code=200)
     async def reroll_key(
         self,
         key_id: FromPath[str],
-        services: ServicesDep,
-        principal: PrincipalDep,
+        keys: Keys,
+        caller: Caller,
         data: JSONBody[RerollIn | None] = None,
     ) -> KeyCreated:
-        grace = data.grace_s if data else 0
-        created = await services.keys.reroll(principal, key_id, grace)
-        return KeyCreated(**key_out(created.record), key=created.key)
+        created = await keys.reroll(caller, key_id, data.grace_s if data else 0)
+        return key_created(created.info, created.key)

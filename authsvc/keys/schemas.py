@@ -37,6 +37,8 @@ class RerollIn(msgspec.Struct, forbid_unknown_fields=True):
 class KeyOut(msgspec.Struct):
     id: str
     tenant_id: str
+    parent_id: str | None
+    """The key this one derives from (created by a non-ADMIN key); ``null`` for roots."""
     name: str
     start: str
     scopes: list[GrantOut]

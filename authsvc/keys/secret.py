@@ -17,6 +17,7 @@ import hmac
 import re
 import secrets
 import zlib
+from collections.abc import Sequence
 from typing import Literal
 
 API_PREFIX = "ask"
@@ -64,6 +65,22 @@ def looks_like_key(token: str) -> bool:
 
 def key_hash(key: str, secret: bytes) -> str:
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+class KeyHasher:
+    """Keyed hashes of keys: under the current subkey, and the previous master secrets' subkeys
+    while a rotation is under way (a key stored under an old one is found, then re-hashed)."""
+
+    def __init__(self, current: bytes, previous: Sequence[bytes] = ()) -> None:
+        self._current, self._previous = current, tuple(previous)
+
+    def digest(self, key: str) -> str:
+        return key_hash(key, self._current)
+
+    def digests(self, key: str, current: str | None = None) -> tuple[str, ...]:
+        """Every digest the key may be stored under, the current one first."""
+        first = self.digest(key) if current is None else current
+        return (first, *(key_hash(key, s) for s in self._previous))
 
 
 def display_start(key: str) -> str:

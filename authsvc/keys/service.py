@@ -1,167 +1,119 @@
-"""API keys: creation under down-scoping, lookup by keyed hash, revocation, reroll.
+"""API key management: create, read, change, revoke and reroll, each bounded by its caller.
 
-Lookup (:meth:`KeyService.lookup`) builds a :class:`KeyRecord`, the immutable, cacheable view
-the hot path needs (key + tenant state); :func:`key_status` turns it into a verdict code in the
-documented order: tenant enabled → key enabled → expiry → revocation.
+Authority (who may act on which key, and how far) is :mod:`authsvc.keys.authority`; this module
+applies it inside each transaction, so the target is read and checked under the same row lock
+that changes it. A refused call changes nothing.
 
-Consistency: every change is committed to the database first, together with its audit row and a
-revocation event; the event is then published so every instance drops its cached record (see
-:mod:`authsvc.revocation`). Reroll keeps the previous secret valid for ``grace_s`` seconds, and a
-key found through its previous secret expires when the grace ends; tokens minted from the key
-before the reroll are revoked at once, and tokens minted with the old secret during the grace
-never outlive it (their expiry is capped at the secret's).
+Consistency: every change is committed first, together with its audit row and a revocation
+event; the event is then published so every instance drops its cached state of the key (see
+:mod:`authsvc.revocation`). Revoking a key also marks its whole subtree revoked and revokes the
+tokens minted from it so far; disabling or narrowing a key takes effect on its subtree through
+the lineage every check evaluates (:mod:`authsvc.keys.cache`). Reroll keeps the previous
+secret valid for ``grace_s`` seconds and revokes the tokens minted before it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authsvc.audit.service import record as audit
 from authsvc.clock import Clock
 from authsvc.db.engine import SessionFactory
-from authsvc.db.models import ApiKey, Tenant
+from authsvc.db.models import ApiKey
 from authsvc.db.pagination import paginate
-from authsvc.errors import InvalidRequest, NotFound
+from authsvc.errors import Code, InvalidRequest, NotFound
 from authsvc.ids import new_id
 from authsvc.keys import secret as keysecret
-from authsvc.keys.limits import RateLimitDef, parse_ratelimits, ratelimits_from_json
+from authsvc.keys.authority import child_expiry, narrowed, visible
+from authsvc.keys.state import CreatedKey, KeyInfo, info_of
+from authsvc.keys.store import MAX_DEPTH
 from authsvc.principal import Principal
+from authsvc.ratelimit.limits import RateLimitDef, parse_ratelimits
 from authsvc.revocation.events import RevocationBus, RevocationEvent
 from authsvc.revocation.events import record as record_revocation
-from authsvc.scopes import Grant, downscope, grant_from_json, parse_grants
+from authsvc.scopes import ADMIN, Grant, downscope, parse_grants
 
 MAX_METADATA_BYTES = 8192
 MAX_GRACE_S = 30 * 86400
+MAX_NAME = 200
+MAX_IDENTITY = 200
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """An API key as the hot path sees it. ``expires_at`` is the effective expiry of the secret
-    that was presented (a previous secret expires when its reroll grace ends)."""
-
-    id: str
-    tenant_id: str
-    tenant_slug: str
-    tenant_enabled: bool
-    name: str
-    grants: tuple[Grant, ...]
-    ratelimits: tuple[RateLimitDef, ...]
-    identity: str | None
-    expires_at: datetime | None
-    enabled: bool
-    revoked_at: datetime | None
-
-
-def key_status(record: KeyRecord, now: datetime) -> str:
-    """``VALID`` or the first failing check's code, in the documented order."""
-    if not record.tenant_enabled or not record.enabled:
-        return "DISABLED"
-    if record.expires_at is not None and record.expires_at <= now:
-        return "EXPIRED"
-    if record.revoked_at is not None:
-        return "REVOKED"
-    return "VALID"
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedKey:
-    record: ApiKey
-    key: str
-
-
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None or b is None:
-        return a or b
-    return min(a, b)
-
-
-def _record(row: ApiKey, tenant: Tenant, *, via_previous: bool) -> KeyRecord:
-    expires = _earliest(row.expires_at, row.previous_expires_at) if via_previous else row.expires_at
-    return KeyRecord(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        tenant_slug=tenant.slug,
-        tenant_enabled=tenant.enabled,
-        name=row.name,
-        grants=tuple(grant_from_json(g) for g in row.grants),
-        ratelimits=ratelimits_from_json(row.ratelimits),
-        identity=row.identity,
-        expires_at=expires,
-        enabled=row.enabled,
-        revoked_at=row.revoked_at,
-    )
-
-
-def _key_events(row: ApiKey, now: datetime) -> list[RevocationEvent]:
+def _key_events(key_id: str, tenant_id: str, now: datetime) -> list[RevocationEvent]:
     """Drop the key from every cache and revoke the tokens minted from it so far."""
     return [
-        RevocationEvent(row.tenant_id, "key", row.id, now),
-        RevocationEvent(row.tenant_id, "key_tokens", row.id, now),
+        RevocationEvent(tenant_id, "key", key_id, now),
+        RevocationEvent(tenant_id, "key_tokens", key_id, now),
     ]
 
 
-def _check_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_NAME:
+        raise InvalidRequest(f"name must be 1 to {MAX_NAME} characters.", code=Code.INVALID_NAME)
+    return name
+
+
+def check_identity(identity: str | None) -> str | None:
+    if identity is not None and not 1 <= len(identity) <= MAX_IDENTITY:
+        raise InvalidRequest(
+            f"identity must be 1 to {MAX_IDENTITY} characters.", code=Code.INVALID_IDENTITY
+        )
+    return identity
+
+
+def _check_metadata(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    meta = dict(meta or {})
     if len(json.dumps(meta)) > MAX_METADATA_BYTES:
         raise InvalidRequest(
             f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes.",
-            code="INVALID_METADATA",
+            code=Code.INVALID_METADATA,
         )
     return meta
 
 
-def _check_identity(identity: str | None) -> str | None:
-    if identity is not None and not 1 <= len(identity) <= 200:
-        raise InvalidRequest("identity must be 1 to 200 characters.", code="INVALID_IDENTITY")
-    return identity
+def _subtree(tenant_id: str, root_id: str) -> Select[Any]:
+    """Ids of ``root_id`` and every key that derives from it."""
+    keys = ApiKey.__table__
+    sub = (
+        select(keys.c.id, keys.c.id.label("root"))
+        .where(keys.c.id == root_id, keys.c.tenant_id == tenant_id)
+        .cte("subtree", recursive=True)
+    )
+    child = keys.alias("child")
+    sub = sub.union_all(select(child.c.id, sub.c.root).where(child.c.parent_id == sub.c.id))
+    return select(sub.c.id)
+
+
+def _ancestors(key_id: str) -> Select[Any]:
+    keys = ApiKey.__table__
+    up = (
+        select(keys.c.parent_id.label("id"), literal(1).label("depth"))
+        .where(keys.c.id == key_id)
+        .cte("ancestors", recursive=True)
+    )
+    parent = keys.alias("parent")
+    up = up.union_all(
+        select(parent.c.parent_id, up.c.depth + 1).where(
+            parent.c.id == up.c.id, up.c.depth < MAX_DEPTH
+        )
+    )
+    return select(up.c.id).where(up.c.id.is_not(None)).order_by(up.c.depth)
 
 
 class KeyService:
     def __init__(
-        self, db: SessionFactory, clock: Clock, hash_secret: bytes, bus: RevocationBus
+        self, db: SessionFactory, clock: Clock, hasher: keysecret.KeyHasher, bus: RevocationBus
     ) -> None:
-        self._db, self._clock, self._hash_secret, self._bus = db, clock, hash_secret, bus
+        self._db, self._clock, self._hasher, self._bus = db, clock, hasher, bus
 
-    def hash(self, key: str) -> str:
-        return keysecret.key_hash(key, self._hash_secret)
-
-    # --- hot path -----------------------------------------------------------------------
-
-    async def lookup(self, key: str) -> KeyRecord | None:
-        """The record for a well-formed API key, or ``None`` if no key has this secret."""
-        digest = self.hash(key)
-        stmt = (
-            select(ApiKey, Tenant)
-            .join(Tenant, Tenant.id == ApiKey.tenant_id)
-            .where(or_(ApiKey.key_hash == digest, ApiKey.previous_key_hash == digest))
-        )
-        async with self._db() as session:
-            row = (await session.execute(stmt)).first()
-        if row is None:
-            return None
-        api_key, tenant = row
-        return _record(api_key, tenant, via_previous=api_key.key_hash != digest)
-
-    async def record_by_id(self, tenant_id: str, key_id: str) -> KeyRecord | None:
-        """The current record of a key by id (the key that minted a JWT), or ``None``."""
-        stmt = (
-            select(ApiKey, Tenant)
-            .join(Tenant, Tenant.id == ApiKey.tenant_id)
-            .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
-        )
-        async with self._db() as session:
-            row = (await session.execute(stmt)).first()
-        if row is None:
-            return None
-        return _record(row[0], row[1], via_previous=False)
-
-    # --- management ---------------------------------------------------------------------
+    # --- creation -------------------------------------------------------------------------
 
     async def insert_key(
         self,
@@ -172,17 +124,20 @@ class KeyService:
         grants: Sequence[Grant],
         now: datetime,
         created_by: str | None,
+        parent_id: str | None = None,
         ratelimits: Sequence[RateLimitDef] = (),
         identity: str | None = None,
         expires_at: datetime | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> CreatedKey:
+        """Insert a key in ``session`` (tenant creation uses it for the first ADMIN key)."""
         key = keysecret.generate("api")
         row = ApiKey(
             id=new_id("key", now.timestamp()),
             tenant_id=tenant_id,
+            parent_id=parent_id,
             name=name,
-            key_hash=self.hash(key),
+            key_hash=self._hasher.digest(key),
             start=keysecret.display_start(key),
             previous_key_hash=None,
             previous_expires_at=None,
@@ -200,7 +155,7 @@ class KeyService:
         )
         session.add(row)
         await session.flush()
-        return CreatedKey(row, key)
+        return CreatedKey(info_of(row), key)
 
     async def create(
         self,
@@ -215,12 +170,21 @@ class KeyService:
     ) -> CreatedKey:
         principal.require("KEYS:WRITE")
         now = self._clock.now()
-        name = _check_name(name)
+        name = check_name(name)
         grants = downscope(principal.grants, parse_grants(list(scopes)))
         limits = parse_ratelimits(ratelimits)
         if expires_at is not None and expires_at <= now:
-            raise InvalidRequest("expires_at must be in the future.", code="INVALID_EXPIRY")
+            raise InvalidRequest("expires_at must be in the future.", code=Code.INVALID_EXPIRY)
+        expiry = child_expiry(principal, expires_at)
+        parent_id = None if principal.admin or principal.kind != "key" else principal.id
         async with self._db.begin() as session:
+            if parent_id is not None:
+                depth = len((await session.scalars(_ancestors(parent_id))).all())
+                if depth + 1 >= MAX_DEPTH:
+                    raise InvalidRequest(
+                        f"Keys derive from keys at most {MAX_DEPTH} levels deep.",
+                        code=Code.KEY_TOO_DEEP,
+                    )
             created = await self.insert_key(
                 session,
                 tenant_id=principal.tenant,
@@ -228,49 +192,62 @@ class KeyService:
                 grants=grants,
                 now=now,
                 created_by=principal.id,
+                parent_id=parent_id,
                 ratelimits=limits,
-                identity=_check_identity(identity),
-                expires_at=expires_at,
-                metadata=_check_metadata(metadata or {}),
+                identity=check_identity(identity),
+                expires_at=expiry,
+                metadata=_check_metadata(metadata),
             )
-            self._audit(session, principal, "key.create", created.record.id, now, {"name": name})
+            self._audit(session, principal, "key.create", created.info.id, now, {"name": name})
         return created
 
-    async def get(self, principal: Principal, key_id: str) -> ApiKey:
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, key_id: str) -> KeyInfo:
         principal.require("KEYS:READ")
         async with self._db() as session:
-            return await self._load(session, principal.tenant, key_id)
+            return info_of(await self._target(session, principal, key_id))
 
     async def list(
         self, principal: Principal, *, limit: int | None, cursor: str | None
-    ) -> tuple[Sequence[ApiKey], str | None]:
+    ) -> tuple[list[KeyInfo], str | None]:
         principal.require("KEYS:READ")
         stmt = select(ApiKey).where(ApiKey.tenant_id == principal.tenant)
+        if not principal.admin:
+            stmt = stmt.where(ApiKey.id.in_(_subtree(principal.tenant, principal.id)))
         async with self._db() as session:
-            return await paginate(session, stmt, ApiKey.id, limit=limit, cursor=cursor)
+            rows, next_cursor = await paginate(session, stmt, ApiKey.id, limit=limit, cursor=cursor)
+        return [info_of(r) for r in rows], next_cursor
 
-    async def update(self, principal: Principal, key_id: str, changes: dict[str, Any]) -> ApiKey:
-        """Apply ``changes`` (only the fields present; ``None`` clears identity/expiry)."""
+    async def visible(self, principal: Principal, key_id: str) -> bool:
+        """Whether ``key_id`` exists and is within what ``principal`` manages."""
+        async with self._db() as session:
+            try:
+                await self._target(session, principal, key_id)
+            except NotFound:
+                return False
+        return True
+
+    # --- changes --------------------------------------------------------------------------
+
+    async def update(
+        self, principal: Principal, key_id: str, changes: Mapping[str, Any]
+    ) -> KeyInfo:
+        """Apply ``changes`` (the fields present; ``None`` clears identity or expiry)."""
         principal.require("KEYS:WRITE")
         now = self._clock.now()
-        values: dict[str, Any] = {}
-        if "name" in changes:
-            values["name"] = _check_name(changes["name"])
-        if "scopes" in changes:
-            grants = downscope(principal.grants, parse_grants(list(changes["scopes"])))
-            values["grants"] = [g.to_json() for g in grants]
-        if "ratelimits" in changes:
-            values["ratelimits"] = [r.to_json() for r in parse_ratelimits(changes["ratelimits"])]
-        if "identity" in changes:
-            values["identity"] = _check_identity(changes["identity"])
-        if "expires_at" in changes:
-            values["expires_at"] = changes["expires_at"]
-        if "enabled" in changes:
-            values["enabled"] = bool(changes["enabled"])
-        if "metadata" in changes:
-            values["metadata"] = _check_metadata(changes["metadata"] or {})
+        values = self._parse_changes(changes)
         async with self._db.begin() as session:
-            row = await self._load(session, principal.tenant, key_id, lock=True)
+            row = await self._target(session, principal, key_id, lock=True)
+            if not principal.admin:
+                values = narrowed(info_of(row), values)
+            if "grants" in values:
+                grants = downscope(principal.grants, values.pop("grants"))
+                values["grants"] = [g.to_json() for g in grants]
+                if any(g.scope.type == ADMIN for g in grants):
+                    values["parent_id"] = None  # an ADMIN key is a root
+            if "ratelimits" in values:
+                values["ratelimits"] = [r.to_json() for r in values["ratelimits"]]
             for field_name, value in values.items():
                 setattr(row, "meta" if field_name == "metadata" else field_name, value)
             row.updated_at = now
@@ -278,58 +255,86 @@ class KeyService:
             record_revocation(session, event, now=now)
             self._audit(session, principal, "key.update", row.id, now, {"fields": sorted(values)})
         await self._bus.publish([event])
-        return row
+        return info_of(row)
 
-    async def revoke(self, principal: Principal, key_id: str) -> ApiKey:
-        """Revoke a key and every token minted from it so far. Idempotent."""
+    async def revoke(self, principal: Principal, key_id: str) -> KeyInfo:
+        """Revoke a key, its whole subtree, and every token minted from them. Idempotent."""
         principal.require("KEYS:WRITE")
         now = self._clock.now()
         async with self._db.begin() as session:
-            row = await self._load(session, principal.tenant, key_id, lock=True)
-            if row.revoked_at is None:
-                row.revoked_at = now
-                row.updated_at = now
-            events = _key_events(row, now)
+            row = await self._target(session, principal, key_id, lock=True)
+            await session.execute(
+                update(ApiKey)
+                .where(ApiKey.id.in_(_subtree(row.tenant_id, row.id)), ApiKey.revoked_at.is_(None))
+                .values(revoked_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            await session.refresh(row)
+            events = _key_events(row.id, row.tenant_id, now)
             for event in events:
                 record_revocation(session, event, now=now)
             self._audit(session, principal, "key.revoke", row.id, now, {})
         await self._bus.publish(events)
-        return row
+        return info_of(row)
 
     async def reroll(self, principal: Principal, key_id: str, grace_s: int) -> CreatedKey:
         principal.require("KEYS:WRITE")
         if not 0 <= grace_s <= MAX_GRACE_S:
             raise InvalidRequest(
-                f"grace_s must be between 0 and {MAX_GRACE_S}.", code="INVALID_GRACE"
+                f"grace_s must be between 0 and {MAX_GRACE_S}.", code=Code.INVALID_GRACE
             )
         now = self._clock.now()
         key = keysecret.generate("api")
         async with self._db.begin() as session:
-            row = await self._load(session, principal.tenant, key_id, lock=True)
+            row = await self._target(session, principal, key_id, lock=True)
             if row.revoked_at is not None:
-                raise InvalidRequest("A revoked key cannot be rerolled.", code="KEY_REVOKED")
+                raise InvalidRequest("A revoked key cannot be rerolled.", code=Code.KEY_REVOKED)
             row.previous_key_hash = row.key_hash if grace_s > 0 else None
             row.previous_expires_at = now + timedelta(seconds=grace_s) if grace_s > 0 else None
-            row.key_hash = self.hash(key)
+            row.key_hash = self._hasher.digest(key)
             row.start = keysecret.display_start(key)
             row.updated_at = now
-            events = _key_events(row, now)
+            events = _key_events(row.id, row.tenant_id, now)
             for event in events:
                 record_revocation(session, event, now=now)
             self._audit(session, principal, "key.reroll", row.id, now, {"grace_s": grace_s})
         await self._bus.publish(events)
-        return CreatedKey(row, key)
+        return CreatedKey(info_of(row), key)
 
-    # --- helpers ------------------------------------------------------------------------
+    # --- helpers --------------------------------------------------------------------------
 
     @staticmethod
-    async def _load(
-        session: AsyncSession, tenant_id: str, key_id: str, *, lock: bool = False
+    def _parse_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if "name" in changes:
+            values["name"] = check_name(changes["name"])
+        if "scopes" in changes:
+            values["grants"] = parse_grants(list(changes["scopes"]))
+        if "ratelimits" in changes:
+            values["ratelimits"] = parse_ratelimits(changes["ratelimits"])
+        if "identity" in changes:
+            values["identity"] = check_identity(changes["identity"])
+        if "expires_at" in changes:
+            values["expires_at"] = changes["expires_at"]
+        if "enabled" in changes:
+            values["enabled"] = bool(changes["enabled"])
+        if "metadata" in changes:
+            values["metadata"] = _check_metadata(changes["metadata"])
+        return values
+
+    @staticmethod
+    async def _target(
+        session: AsyncSession, principal: Principal, key_id: str, *, lock: bool = False
     ) -> ApiKey:
-        stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+        """The key ``principal`` asks about, if it may manage it; else 404 (no oracle)."""
+        stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == principal.tenant)
         if lock:
             stmt = stmt.with_for_update()
         row = await session.scalar(stmt)
+        if row is not None and not principal.admin and row.id != principal.id:
+            ancestors = [str(a) for a in (await session.scalars(_ancestors(row.id))).all()]
+            if not visible(principal, row.id, ancestors):
+                row = None
         if row is None:
             raise NotFound("No such key.")
         return row
@@ -353,10 +358,3 @@ class KeyService:
             tenant_id=principal.tenant,
             details=details,
         )
-
-
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise InvalidRequest("name must be 1 to 200 characters.", code="INVALID_NAME")
-    return name

@@ -30,10 +30,8 @@ class ClientCredentials:
 
 
 def invalid_client(realm: str, reason: str = "Client authentication failed.") -> OAuthError:
-    # RFC 6749 §5.2: 401 and a WWW-Authenticate challenge for the scheme the client may use.
-    return OAuthError(
-        "invalid_client", reason, status=401, challenge=f'Basic realm="{realm}", charset="UTF-8"'
-    )
+    # RFC 6749 §5.2: 401 and a WWW-Authenticate challenge (written by the web layer).
+    return OAuthError("invalid_client", reason, realm=realm)
 
 
 def client_credentials(

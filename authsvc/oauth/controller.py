@@ -10,23 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response
 
 from authsvc.errors import OAuthError
 from authsvc.oauth.form import parse_form
-from authsvc.services import Services
-from authsvc.tokens.policy import TenantPolicy
-from authsvc.web.deps import ServicesDep
+from authsvc.oauth.service import OAuthService
+from authsvc.tenants.policy import TenantCache, TenantPolicy
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
+OAuth = NamedDependency[OAuthService]
+TenantCacheDep = NamedDependency[TenantCache]
 
-async def tenant_policy(services: Services, slug: str) -> TenantPolicy:
-    policy = await services.policies.by_slug(slug)
-    if policy is None or not policy.enabled:
-        raise OAuthError("invalid_request", "No such tenant.", status=404)
-    return policy
+
+async def enabled_tenant(tenants: TenantCache, slug: str) -> TenantPolicy:
+    tenant = await tenants.by_slug(slug)
+    if tenant is None or not tenant.enabled:
+        raise OAuthError("invalid_request", "No such tenant.", not_found=True)
+    return tenant
 
 
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -40,27 +43,39 @@ class OAuthController(Controller):
 
     @post("/token", status_code=200)
     async def token(
-        self, slug: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+        self,
+        slug: FromPath[str],
+        request: Request[Any, Any, Any],
+        tenant_cache: TenantCacheDep,
+        oauth: OAuth,
     ) -> Response[dict[str, Any]]:
-        policy = await tenant_policy(services, slug)
+        tenant = await enabled_tenant(tenant_cache, slug)
         form = await _form(request)
-        body = await services.oauth.token(policy, request.headers.get("authorization"), form)
+        body = await oauth.token(tenant, request.headers.get("authorization"), form)
         return Response(body, status_code=200, headers=NO_STORE)
 
     @post("/introspect", status_code=200)
     async def introspect(
-        self, slug: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+        self,
+        slug: FromPath[str],
+        request: Request[Any, Any, Any],
+        tenant_cache: TenantCacheDep,
+        oauth: OAuth,
     ) -> Response[dict[str, Any]]:
-        policy = await tenant_policy(services, slug)
+        tenant = await enabled_tenant(tenant_cache, slug)
         form = await _form(request)
-        body = await services.oauth.introspect(policy, request.headers.get("authorization"), form)
+        body = await oauth.introspect(tenant, request.headers.get("authorization"), form)
         return Response(body, status_code=200, headers=NO_STORE)
 
     @post("/revoke", status_code=200)
     async def revoke(
-        self, slug: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+        self,
+        slug: FromPath[str],
+        request: Request[Any, Any, Any],
+        tenant_cache: TenantCacheDep,
+        oauth: OAuth,
     ) -> Response[None]:
-        policy = await tenant_policy(services, slug)
+        tenant = await enabled_tenant(tenant_cache, slug)
         form = await _form(request)
-        await services.oauth.revoke(policy, request.headers.get("authorization"), form)
+        await oauth.revoke(tenant, request.headers.get("authorization"), form)
         return Response(None, status_code=200, headers=NO_STORE)

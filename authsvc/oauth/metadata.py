@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authsvc.oauth.service import CLIENT_CREDENTIALS, TOKEN_EXCHANGE
-from authsvc.tokens.policy import TenantPolicy
+from authsvc.tenants.policy import TenantPolicy
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 

@@ -12,16 +12,23 @@ Decisions where the RFCs leave room
   wider token of itself; minting for another ``sub`` (``/v1/tokens``) or exchanging someone
   else's token does.
 * **token exchange** (RFC 8693): the client authenticates and needs ``TOKENS:CREATE``. The
-  subject token is a JWT of this tenant or an API key of this tenant. **The subject token is
-  the parent** of the new token: the result is down-scoped from the subject's grants, never
-  outlives it, keeps its ``sub``, ``client_id`` (the key that started the chain, so revoking
-  that key or that sub revokes every exchanged token too) and ``limits`` (only lowerable), and
+  subject token is a JWT of this tenant or an API key of this tenant, checked by the same
+  pipeline as ``/v1/verify`` (and charged one unit, like any use). **The subject token is the
+  parent** of the new token: the result is down-scoped from the subject's grants as they are
+  now, never outlives it, keeps its ``sub``, ``client_id`` (the key that started the chain, so
+  revoking that key or that sub revokes every exchanged token too), ``aud`` (an ``audience``
+  may only name some of the subject's), ``limits`` and ``ratelimits`` (only lowerable), and
   lists the subject's jti (and its ancestors') in ``parent_jtis``, so revoking the subject by
   jti revokes the exchanged token as well. ``act.sub`` names the exchanging client (RFC 8693
-  §4.1). An invalid subject token is ``invalid_request`` (§2.2.2); an audience that is not the
-  tenant's is ``invalid_target``. ``actor_token`` is not supported.
+  §4.1). An invalid subject token is ``invalid_request`` (§2.2.2); an audience the subject may
+  not use is ``invalid_target``. ``actor_token`` is not supported.
+* **every caller is charged** (DESIGN §8): client authentication and the Bearer caller of
+  introspection and revocation go through the one authentication path, which charges one unit
+  of the key's limits (and its ancestors'); a refused caller gets 429 ``rate_limited`` with
+  ``Retry-After`` and the rate-limit headers.
 * **introspection** (RFC 7662): the caller authenticates as a client or with a Bearer API key,
-  and needs ``TOKENS:VERIFY``. JWTs and API keys of the tenant can be introspected; anything
+  and needs ``TOKENS:VERIFY``. The token is checked without consuming its limits (cost 0).
+  JWTs and API keys of the tenant can be introspected; anything
   invalid, expired, revoked, disabled or of another tenant is ``{"active": false}`` and
   nothing else (§2.2), so the endpoint does not say why.
 * **revocation** (RFC 7009): same caller authentication; a JWT is revoked (its jti, until its
@@ -37,28 +44,28 @@ Decisions where the RFCs leave room
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from authsvc.clock import Clock
 from authsvc.errors import (
     AuthsvcError,
+    Code,
     InvalidRequest,
     InvalidScope,
     OAuthError,
+    RateLimited,
     ScopeEscalation,
     TtlTooLong,
     Unauthenticated,
 )
 from authsvc.keys import secret as keysecret
-from authsvc.keys.service import KeyRecord, key_status
 from authsvc.oauth.client import client_credentials, invalid_client
-from authsvc.scopes import Grant, find_grant, parse_scope
-from authsvc.tokens.claims import Parent, TokenRequest, data_grants
-from authsvc.tokens.policy import TenantPolicy
+from authsvc.principal import Principal
+from authsvc.scopes import Grant, parse_scope
+from authsvc.tenants.policy import TenantPolicy
+from authsvc.tokens.claims import TokenRequest, data_grants
 from authsvc.tokens.service import MintedToken, TokenService
-from authsvc.verify.jwt_cache import TokenCheckLike, TokenVerifierLike
+from authsvc.verify.service import VerifyService
 
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 (RFC 8693 §2.1)
@@ -67,74 +74,55 @@ JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (RFC 8693 
 SUBJECT_TYPES = (ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE)
 MAX_SCOPE_PARAM = 4096
 
-Lookup = Callable[[str], Awaitable[KeyRecord | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated caller of the OAuth endpoints: an API key of the tenant."""
-
-    record: KeyRecord
-
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    def has(self, scope: str) -> bool:
-        return find_grant(self.record.grants, parse_scope(scope)) is not None
-
 
 class OAuthService:
-    def __init__(
-        self, *, tokens: TokenService, verifier: TokenVerifierLike, lookup: Lookup, clock: Clock
-    ) -> None:
-        self._tokens, self._verifier, self._lookup, self._clock = tokens, verifier, lookup, clock
+    def __init__(self, *, verify: VerifyService, tokens: TokenService) -> None:
+        self._verify, self._tokens = verify, tokens
 
     # --- authentication --------------------------------------------------------------------
 
     async def client(
-        self, policy: TenantPolicy, authorization: str | None, form: Mapping[str, str]
-    ) -> Caller:
+        self, tenant: TenantPolicy, authorization: str | None, form: Mapping[str, str]
+    ) -> Principal:
         """A client authenticated by ``client_secret_basic`` or ``client_secret_post``."""
-        creds = client_credentials(authorization, form, realm=policy.issuer)
+        creds = client_credentials(authorization, form, realm=tenant.issuer)
         if creds is None:
-            raise invalid_client(policy.issuer, "Client authentication is required.")
-        record = await self._key(policy, creds.secret)
-        if record is None or record.id != creds.client_id:
-            raise invalid_client(policy.issuer)
-        return Caller(record)
+            raise invalid_client(tenant.issuer, "Client authentication is required.")
+        principal = await self._authenticate(tenant, creds.secret, bearer=False)
+        if principal.id != creds.client_id:
+            raise invalid_client(tenant.issuer)
+        return principal
 
     async def caller(
-        self, policy: TenantPolicy, authorization: str | None, form: Mapping[str, str]
-    ) -> Caller:
+        self, tenant: TenantPolicy, authorization: str | None, form: Mapping[str, str]
+    ) -> Principal:
         """Introspection and revocation: a client, or a Bearer API key (RFC 6750 §2.1)."""
         scheme, _, value = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer":
-            return await self.client(policy, authorization, form)
-        record = await self._key(policy, value.strip())
-        if record is None:
+            return await self.client(tenant, authorization, form)
+        return await self._authenticate(tenant, value.strip(), bearer=True)
+
+    async def _authenticate(self, tenant: TenantPolicy, secret: str, *, bearer: bool) -> Principal:
+        try:
+            principal, _ = await self._verify.authenticate(secret, tenant_id=tenant.id)
+        except RateLimited as exc:
+            raise OAuthError(
+                "rate_limited", exc.message, realm=tenant.issuer, headers=exc.headers
+            ) from None
+        except Unauthenticated:
+            if not bearer:
+                raise invalid_client(tenant.issuer) from None
             raise OAuthError(
                 "invalid_token",
                 "The bearer credential is not a valid API key of this tenant.",
-                status=401,
-                challenge=f'Bearer realm="{policy.issuer}", error="invalid_token"',
-            )
-        return Caller(record)
-
-    async def _key(self, policy: TenantPolicy, secret: str) -> KeyRecord | None:
-        if keysecret.kind_of(secret) != "api":  # malformed: refused without a lookup
-            return None
-        record = await self._lookup(secret)
-        if record is None or record.tenant_id != policy.id:
-            return None
-        if key_status(record, self._clock.now()) != "VALID":
-            return None
-        return record
+                realm=tenant.issuer,
+            ) from None
+        return principal
 
     # --- token endpoint --------------------------------------------------------------------
 
     async def token(
-        self, policy: TenantPolicy, authorization: str | None, form: Mapping[str, str]
+        self, tenant: TenantPolicy, authorization: str | None, form: Mapping[str, str]
     ) -> dict[str, Any]:
         grant_type = form.get("grant_type")
         if grant_type is None:
@@ -144,97 +132,51 @@ class OAuthService:
                 "unsupported_grant_type",
                 "Supported grant types: client_credentials and token exchange (RFC 8693).",
             )
-        client = await self.client(policy, authorization, form)
+        client = await self.client(tenant, authorization, form)
         if grant_type == CLIENT_CREDENTIALS:
-            return await self._client_credentials(policy, client, form)
-        return await self._exchange(policy, client, form)
+            return await self._client_credentials(client, form)
+        return await self._exchange(tenant, client, form)
 
     async def _client_credentials(
-        self, policy: TenantPolicy, client: Caller, form: Mapping[str, str]
+        self, client: Principal, form: Mapping[str, str]
     ) -> dict[str, Any]:
-        record = client.record
-        grants = _scope_param(form.get("scope"))
+        grants = scope_param(form.get("scope"))
         if grants is None:
-            grants = data_grants(record.grants)
-            if not grants:
+            held = data_grants(client.grants)
+            if not held:
                 raise OAuthError(
                     "invalid_scope", "The client holds no data scope; name the scopes wanted."
                 )
-            grants = tuple(Grant(g.scope) for g in grants)  # fixed params are inherited
-        parent = Parent(
-            tenant_id=policy.id,
-            client_id=record.id,
-            grants=record.grants,
-            expires_at=None if record.expires_at is None else record.expires_at.timestamp(),
-            default_sub=record.id,
-        )
-        request = TokenRequest(grants=grants, aud=_audience_param(form))
-        minted = await self._mint(parent, request)
-        return _token_response(minted)
+            grants = tuple(Grant(g.scope) for g in held)  # fixed params are inherited
+        minted = await self.mint(client, TokenRequest(grants=grants, aud=_audience_param(form)))
+        return token_response(minted)
 
     async def _exchange(
-        self, policy: TenantPolicy, client: Caller, form: Mapping[str, str]
+        self, tenant: TenantPolicy, client: Principal, form: Mapping[str, str]
     ) -> dict[str, Any]:
         if not client.has("TOKENS:CREATE"):
             raise OAuthError(
                 "unauthorized_client", "Token exchange needs a client with TOKENS:CREATE."
             )
-        subject, subject_type = form.get("subject_token"), form.get("subject_token_type")
-        if subject is None or subject_type is None:  # RFC 8693 §2.1: both REQUIRED
-            raise OAuthError(
-                "invalid_request", "subject_token and subject_token_type are required."
-            )
-        if subject_type not in SUBJECT_TYPES:
-            raise OAuthError("invalid_request", "subject_token_type is not supported.")
-        if "actor_token" in form or "actor_token_type" in form:
-            raise OAuthError("invalid_request", "actor_token is not supported.")
-        requested = form.get("requested_token_type")
-        if requested is not None and requested not in SUBJECT_TYPES:
-            raise OAuthError("invalid_request", "requested_token_type is not supported.")
-        parent = await self._subject(policy, subject, subject_type)
-        grants = _scope_param(form.get("scope"))
+        subject, subject_type = exchange_subject(form)
+        if keysecret.looks_like_key(subject) and subject_type != ACCESS_TOKEN_TYPE:
+            raise OAuthError("invalid_request", "An API key is not a JWT subject token.")
+        verdict = await self._verify.check(subject, tenant_id=tenant.id)
+        parent = verdict.principal
+        if not verdict.valid or parent is None:
+            # RFC 8693 §2.2.2: an invalid subject token is invalid_request.
+            raise OAuthError("invalid_request", f"subject_token is not valid ({verdict.code}).")
+        grants = scope_param(form.get("scope"))
         if grants is None:
             grants = data_grants(parent.grants)
             if not grants:
                 raise OAuthError("invalid_scope", "The subject holds no data scope.")
         request = TokenRequest(grants=grants, aud=_audience_param(form), actor=client.id)
-        minted = await self._mint(parent, request)
-        body = _token_response(minted)
+        body = token_response(await self.mint(parent, request))
         body["issued_token_type"] = ACCESS_TOKEN_TYPE  # RFC 8693 §2.2.1: REQUIRED
         return body
 
-    async def _subject(self, policy: TenantPolicy, token: str, token_type: str) -> Parent:
-        if keysecret.looks_like_key(token):
-            if token_type != ACCESS_TOKEN_TYPE:
-                raise OAuthError("invalid_request", "An API key is not a JWT subject token.")
-            record = await self._key(policy, token)
-            if record is None:
-                raise OAuthError("invalid_request", "subject_token is not valid.")
-            return Parent(
-                tenant_id=policy.id,
-                client_id=record.id,
-                grants=record.grants,
-                expires_at=None if record.expires_at is None else record.expires_at.timestamp(),
-                default_sub=record.id,
-            )
-        check = await self._verifier.verify(token, tenant_id=policy.id)
-        if check.code != "VALID" or check.claims is None:
-            # RFC 8693 §2.2.2: an invalid subject token is invalid_request.
-            raise OAuthError("invalid_request", f"subject_token is not valid ({check.code}).")
-        claims = check.claims
-        limits = claims.get("limits")
-        return Parent(
-            tenant_id=policy.id,
-            client_id=str(check.client_id),
-            grants=check.grants,
-            expires_at=float(claims["exp"]),
-            default_sub=str(check.sub),
-            limits=limits if isinstance(limits, dict) else None,
-            chain=(*claims.get("parent_jtis", []), str(check.jti)),
-            name=claims["name"] if isinstance(claims.get("name"), str) else None,
-        )
-
-    async def _mint(self, parent: Parent, request: TokenRequest) -> MintedToken:
+    async def mint(self, parent: Principal, request: TokenRequest) -> MintedToken:
         """Mint, with domain refusals turned into RFC 6749 §5.2 / RFC 8693 §2.2.2 errors."""
         try:
             return await self._tokens.mint(parent, request)
@@ -243,7 +185,7 @@ class OAuthService:
         except TtlTooLong as exc:
             raise OAuthError("invalid_request", exc.message) from None
         except InvalidRequest as exc:
-            error = "invalid_target" if exc.code == "INVALID_AUDIENCE" else "invalid_request"
+            error = "invalid_target" if exc.code is Code.INVALID_AUDIENCE else "invalid_request"
             raise OAuthError(error, exc.message) from None
         except Unauthenticated as exc:
             raise OAuthError("invalid_grant", exc.message) from None
@@ -251,26 +193,30 @@ class OAuthService:
     # --- introspection (RFC 7662) ----------------------------------------------------------
 
     async def introspect(
-        self, policy: TenantPolicy, authorization: str | None, form: Mapping[str, str]
+        self, tenant: TenantPolicy, authorization: str | None, form: Mapping[str, str]
     ) -> dict[str, Any]:
-        caller = await self.caller(policy, authorization, form)
+        caller = await self.caller(tenant, authorization, form)
         if not caller.has("TOKENS:VERIFY"):
-            raise _insufficient(policy, "TOKENS:VERIFY")
+            raise OAuthError(
+                "insufficient_scope",
+                "This endpoint requires the TOKENS:VERIFY scope.",
+                realm=tenant.issuer,
+                scope="TOKENS:VERIFY",
+            )
         token = form.get("token")
         if token is None:  # RFC 7662 §2.1: REQUIRED
             raise OAuthError("invalid_request", "token is required.")
-        if keysecret.looks_like_key(token):
-            record = await self._key(policy, token)
-            return _inactive() if record is None else _key_introspection(record)
-        check = await self._verifier.verify(token, tenant_id=policy.id)
-        return _jwt_introspection(check) if check.code == "VALID" else _inactive()
+        verdict = await self._verify.check(token, tenant_id=tenant.id, cost=0)
+        if not verdict.valid or verdict.principal is None:
+            return {"active": False}  # RFC 7662 §2.2: nothing else about an inactive token
+        return _introspection(verdict.principal)
 
     # --- revocation (RFC 7009) -------------------------------------------------------------
 
     async def revoke(
-        self, policy: TenantPolicy, authorization: str | None, form: Mapping[str, str]
+        self, tenant: TenantPolicy, authorization: str | None, form: Mapping[str, str]
     ) -> None:
-        caller = await self.caller(policy, authorization, form)
+        caller = await self.caller(tenant, authorization, form)
         token = form.get("token")
         if token is None:  # RFC 7009 §2.1: REQUIRED
             raise OAuthError("invalid_request", "token is required.")
@@ -279,23 +225,43 @@ class OAuthService:
                 "unsupported_token_type",
                 "API keys are not revoked here; use DELETE /v1/keys/{id}.",
             )
-        check = await self._verifier.verify(token, tenant_id=policy.id)
-        if check.code != "VALID" or check.claims is None or check.jti is None:
+        verdict = await self._verify.check(token, tenant_id=tenant.id, cost=0)
+        subject = verdict.principal
+        if not verdict.valid or subject is None or subject.token is None:
             return  # RFC 7009 §2.2: invalid tokens do not cause an error
-        if not (caller.has("TOKENS:REVOKE") or caller.id == check.client_id):
+        if not (caller.has("TOKENS:REVOKE") or caller.id == subject.id):
             raise OAuthError(
                 "unauthorized_client",
                 "The token was not issued to this client and the client lacks TOKENS:REVOKE.",
             )
+        exp = subject.token.claims.get("exp")
         try:
             await self._tokens.revoke_jti(
-                policy.id, check.jti, exp=float(check.claims["exp"]), actor=f"key:{caller.id}"
+                tenant.id,
+                subject.token.jti,
+                exp=float(exp) if isinstance(exp, int | float) else None,
+                actor=caller.actor,
             )
         except AuthsvcError as exc:  # the tenant went away meanwhile
             raise OAuthError("invalid_request", exc.message) from None
 
 
-def _scope_param(value: str | None) -> tuple[Grant, ...] | None:
+def exchange_subject(form: Mapping[str, str]) -> tuple[str, str]:
+    """``subject_token`` and ``subject_token_type`` of an RFC 8693 request, checked."""
+    subject, subject_type = form.get("subject_token"), form.get("subject_token_type")
+    if subject is None or subject_type is None:  # RFC 8693 §2.1: both REQUIRED
+        raise OAuthError("invalid_request", "subject_token and subject_token_type are required.")
+    if subject_type not in SUBJECT_TYPES:
+        raise OAuthError("invalid_request", "subject_token_type is not supported.")
+    if "actor_token" in form or "actor_token_type" in form:
+        raise OAuthError("invalid_request", "actor_token is not supported.")
+    requested = form.get("requested_token_type")
+    if requested is not None and requested not in SUBJECT_TYPES:
+        raise OAuthError("invalid_request", "requested_token_type is not supported.")
+    return subject, subject_type
+
+
+def scope_param(value: str | None) -> tuple[Grant, ...] | None:
     """RFC 6749 §3.3: space-delimited, case-sensitive scope tokens (ours: DESIGN §1 scopes)."""
     if value is None:
         return None
@@ -317,7 +283,7 @@ def _audience_param(form: Mapping[str, str]) -> tuple[str, ...] | None:
     return None if audience is None else (audience,)
 
 
-def _token_response(minted: MintedToken) -> dict[str, Any]:
+def token_response(minted: MintedToken) -> dict[str, Any]:
     # RFC 6749 §5.1
     return {
         "access_token": minted.token,
@@ -327,41 +293,25 @@ def _token_response(minted: MintedToken) -> dict[str, Any]:
     }
 
 
-def _inactive() -> dict[str, Any]:
-    return {"active": False}  # RFC 7662 §2.2: nothing else about an inactive token
-
-
-def _jwt_introspection(check: TokenCheckLike) -> dict[str, Any]:
-    claims = dict(check.claims or {})
-    body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
-    for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"):
-        if name in claims:
-            body[name] = claims[name]  # RFC 7662 §2.2 members
-    for name in ("scopes", "limits", "name", "act"):
-        if name in claims:
-            body[name] = claims[name]  # authsvc / Tinybird extensions
-    return body
-
-
-def _key_introspection(record: KeyRecord) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def _introspection(principal: Principal) -> dict[str, Any]:
+    if principal.token is not None:
+        claims = principal.token.claims
+        body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+        for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"):
+            if name in claims:
+                body[name] = claims[name]  # RFC 7662 §2.2 members
+        for name in ("scopes", "limits", "ratelimits", "name", "act"):
+            if name in claims:
+                body[name] = claims[name]  # authsvc / Tinybird extensions
+        return body
+    body = {
         "active": True,
         "token_type": "api_key",
-        "client_id": record.id,
-        "sub": record.id,
-        "scope": " ".join(str(g.scope) for g in record.grants),
-        "scopes": [g.to_json() for g in record.grants],
+        "client_id": principal.id,
+        "sub": principal.id,
+        "scope": " ".join(str(g.scope) for g in principal.grants),
+        "scopes": [g.to_json() for g in principal.grants],
     }
-    if record.expires_at is not None:
-        body["exp"] = int(record.expires_at.timestamp())
+    if principal.expires_at is not None:
+        body["exp"] = int(principal.expires_at.timestamp())
     return body
-
-
-def _insufficient(policy: TenantPolicy, scope: str) -> OAuthError:
-    # RFC 6750 §3.1
-    return OAuthError(
-        "insufficient_scope",
-        f"This endpoint requires the {scope} scope.",
-        status=403,
-        challenge=f'Bearer realm="{policy.issuer}", error="insufficient_scope", scope="{scope}"',
-    )

@@ -14,22 +14,27 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from authsvc.errors import NotFound
 from authsvc.oauth.metadata import metadata
-from authsvc.services import Services
-from authsvc.tokens.policy import TenantPolicy
-from authsvc.web.deps import ServicesDep
+from authsvc.settings import Settings
+from authsvc.signing.keyring import Keyring
+from authsvc.tenants.policy import TenantCache, TenantPolicy
 
 METADATA_MAX_AGE_S = 300
 
+TenantCacheDep = NamedDependency[TenantCache]
+KeyringDep = NamedDependency[Keyring]
+SettingsDep = NamedDependency[Settings]
 
-async def _policy(services: Services, slug: str) -> TenantPolicy:
-    policy = await services.policies.by_slug(slug)
-    if policy is None or not policy.enabled:
+
+async def _tenant(tenants: TenantCache, slug: str) -> TenantPolicy:
+    tenant = await tenants.by_slug(slug)
+    if tenant is None or not tenant.enabled:
         raise NotFound("No such tenant.")
-    return policy
+    return tenant
 
 
 def _cacheable(body: dict[str, Any], max_age: int) -> Response[dict[str, Any]]:
@@ -37,10 +42,11 @@ def _cacheable(body: dict[str, Any], max_age: int) -> Response[dict[str, Any]]:
 
 
 @get("/t/{slug:str}/.well-known/jwks.json", tags=["discovery (public)"], security=[{}])
-async def jwks(slug: FromPath[str], services: ServicesDep) -> Response[dict[str, Any]]:
-    policy = await _policy(services, slug)
-    keys = await services.signing.jwks(policy.id)
-    return _cacheable(dict(keys), services.settings.jwks_max_age_s)
+async def jwks(
+    slug: FromPath[str], tenant_cache: TenantCacheDep, keyring: KeyringDep, settings: SettingsDep
+) -> Response[dict[str, Any]]:
+    tenant = await _tenant(tenant_cache, slug)
+    return _cacheable(dict(await keyring.jwks(tenant.id)), settings.jwks_max_age_s)
 
 
 @get(
@@ -52,9 +58,9 @@ async def jwks(slug: FromPath[str], services: ServicesDep) -> Response[dict[str,
     security=[{}],
 )
 async def authorization_server_metadata(
-    slug: FromPath[str], services: ServicesDep
+    slug: FromPath[str], tenant_cache: TenantCacheDep
 ) -> Response[dict[str, Any]]:
-    return _cacheable(metadata(await _policy(services, slug)), METADATA_MAX_AGE_S)
+    return _cacheable(metadata(await _tenant(tenant_cache, slug)), METADATA_MAX_AGE_S)
 
 
 WELL_KNOWN_HANDLERS = [jwks, authorization_server_metadata]

@@ -119,13 +119,15 @@ class RedisBus:
         denylist: Denylist,
         metrics: Metrics,
         *,
+        on_reconnect: Sequence[Callable[[], None]] = (),
         channel: str = CHANNEL,
     ) -> None:
         self._client, self._subscriber = client, subscriber
         self._denylist, self._metrics, self._channel = denylist, metrics, channel
         self.origin = secrets.token_hex(8)
         self.ack_timeout_s = ACK_TIMEOUT_S
-        self.on_reconnect: list[Callable[[], None]] = []
+        self._on_reconnect = tuple(on_reconnect)
+        """Called after the subscriber reconnected (the poller catches up at once)."""
         self.connected = asyncio.Event()
 
     async def publish(self, events: Sequence[RevocationEvent]) -> None:
@@ -200,7 +202,7 @@ class RedisBus:
                 self.connected.set()
                 if not first:
                     log.info("revocation subscriber reconnected; catching up from the database")
-                    for callback in self.on_reconnect:
+                    for callback in self._on_reconnect:
                         callback()
                 first, backoff = False, _BACKOFF_START_S
                 while True:

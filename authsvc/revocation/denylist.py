@@ -13,12 +13,13 @@ carries no time fall back to ``iat``.
 Consistency: the check is a dict lookup, never I/O. An instance is at most one poll interval
 behind the database if a broadcast is lost; entries are dropped once nothing they could match
 is still valid (``expires_at``), so memory is bounded by the revocations of live tokens.
-Listeners (key and JWT caches) are told of every event so they can drop what it invalidates.
+Listeners (the caches, given at construction) are told of every event so they can drop what it
+invalidates (:mod:`authsvc.cache`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from authsvc.ids import time_of
@@ -28,12 +29,11 @@ Listener = Callable[[RevocationEvent], None]
 
 
 class Denylist:
-    def __init__(self) -> None:
+    def __init__(self, listeners: Sequence[Listener] = ()) -> None:
         self._jti: dict[tuple[str, str], float | None] = {}
         self._sub: dict[tuple[str, str], tuple[float, float | None]] = {}
         self._key: dict[tuple[str, str], tuple[float, float | None]] = {}
-        self._signing: set[tuple[str, str]] = set()
-        self.listeners: list[Listener] = []
+        self._listeners = tuple(listeners)
 
     def __len__(self) -> int:
         return len(self._jti) + len(self._sub) + len(self._key)
@@ -48,9 +48,7 @@ class Denylist:
             self._sub[key] = _later(self._sub.get(key), cutoff, expires)
         elif event.kind == "key_tokens":
             self._key[key] = _later(self._key.get(key), cutoff, expires)
-        elif event.kind == "signing_key":
-            self._signing.add(key)
-        for listener in self.listeners:
+        for listener in self._listeners:
             listener(event)
 
     def apply_all(self, events: Iterable[RevocationEvent]) -> None:
@@ -73,9 +71,6 @@ class Denylist:
             if entry is not None and issued <= entry[0]:
                 return True
         return False
-
-    def signing_key_removed(self, tenant_id: str, kid: str) -> bool:
-        return (tenant_id, kid) in self._signing
 
     def prune(self, now: float) -> int:
         """Drop entries that can no longer match a valid token. Returns how many went."""

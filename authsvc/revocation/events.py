@@ -32,13 +32,6 @@ class RevocationBus(Protocol):
     async def publish(self, events: Sequence[RevocationEvent]) -> None: ...
 
 
-class NullBus:
-    """No other instance to tell (a single process; local caches are dropped by the caller)."""
-
-    async def publish(self, events: Sequence[RevocationEvent]) -> None:
-        return None
-
-
 def record(session: AsyncSession, event: RevocationEvent, *, now: datetime) -> None:
     session.add(
         Revocation(

@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency
 
-from authsvc.db.models import SigningKey
-from authsvc.signing.service import public_members
-from authsvc.web.auth import provide_principal
-from authsvc.web.deps import PrincipalDep, ServicesDep
+from authsvc.signing.service import SigningKeyInfo, SigningKeyService
+from authsvc.web.deps import Caller
+
+Signing = NamedDependency[SigningKeyService]
 
 
 class SigningKeyOut(msgspec.Struct):
@@ -36,25 +36,25 @@ class SigningKeyPage(msgspec.Struct):
 _ORDER = {"active": 0, "next": 1, "retired": 2}
 
 
-def page(rows: Sequence[SigningKey]) -> SigningKeyPage:
+def page(keys: Sequence[SigningKeyInfo]) -> SigningKeyPage:
     """Active first, then next, then retired keys, the most recently retired first."""
-    rows = sorted(
-        rows, key=lambda r: (_ORDER.get(r.state, 3), -(r.retired_at or r.created_at).timestamp())
+    ordered = sorted(
+        keys, key=lambda k: (_ORDER.get(k.state, 3), -(k.retired_at or k.created_at).timestamp())
     )
     return SigningKeyPage(
         [
             SigningKeyOut(
-                kid=r.kid,
-                alg=r.alg,
-                state=r.state,
-                public_jwk=public_members(r.public_jwk),
-                master_key_version=r.master_key_version,
-                created_at=r.created_at,
-                activated_at=r.activated_at,
-                retired_at=r.retired_at,
-                remove_after=r.remove_after,
+                kid=k.kid,
+                alg=k.alg,
+                state=k.state,
+                public_jwk=dict(k.public_jwk),
+                master_key_version=k.master_key_version,
+                created_at=k.created_at,
+                activated_at=k.activated_at,
+                retired_at=k.retired_at,
+                remove_after=k.remove_after,
             )
-            for r in rows
+            for k in ordered
         ],
         None,  # a tenant has a handful of keys: one page
     )
@@ -63,19 +63,14 @@ def page(rows: Sequence[SigningKey]) -> SigningKeyPage:
 class SigningKeyController(Controller):
     path = "/v1/signing-keys"
     tags = ["signing keys"]
-    dependencies = {"principal": Provide(provide_principal)}
 
     @get("/")
-    async def list_signing_keys(
-        self, services: ServicesDep, principal: PrincipalDep
-    ) -> SigningKeyPage:
-        principal.require("ADMIN")
-        return page(await services.signing.list_keys(principal.tenant))
+    async def list_signing_keys(self, signing: Signing, caller: Caller) -> SigningKeyPage:
+        caller.require("ADMIN")
+        return page(await signing.list_keys(caller.tenant))
 
     @post("/rotate", status_code=200)
-    async def rotate_signing_keys(
-        self, services: ServicesDep, principal: PrincipalDep
-    ) -> SigningKeyPage:
-        principal.require("ADMIN")
-        await services.signing.rotate(principal.tenant, actor=principal.actor)
-        return page(await services.signing.list_keys(principal.tenant))
+    async def rotate_signing_keys(self, signing: Signing, caller: Caller) -> SigningKeyPage:
+        caller.require("ADMIN")
+        await signing.rotate(caller.tenant, actor=caller.actor)
+        return page(await signing.list_keys(caller.tenant))

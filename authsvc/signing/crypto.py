@@ -51,6 +51,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias, get_args
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
@@ -64,6 +65,7 @@ __all__ = [
     "ALGORITHMS",
     "Alg",
     "DecryptionError",
+    "ResolvedKey",
     "SigningPrivateKey",
     "SigningPublicKey",
     "alg_of_key",
@@ -164,6 +166,43 @@ def public_key_of(key: bytes | SigningPrivateKey | SigningPublicKey) -> SigningP
     if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | Ed25519PublicKey):
         return key
     raise ValueError("unsupported key type")
+
+
+_SIG_LEN_FIXED: Final[Mapping[str, int]] = {"ES256": 64, "EdDSA": 64}  # RFC 7518 §3.4, 8032
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedKey:
+    """A public verification key with the one algorithm pinned to its kid.
+
+    Build it once per key (the resolver caches it): the public key is already parsed, so the
+    hot path never parses a key. Private keys are refused, so a verifier never holds one.
+    """
+
+    kid: str
+    alg: Alg
+    public_key: SigningPublicKey
+    signature_length: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.alg not in ALGORITHMS:
+            raise ValueError("unsupported algorithm")
+        if public_key_of(self.public_key) is not self.public_key:
+            raise ValueError("a verification key must be a public key")
+        if alg_of_key(self.public_key) != self.alg:
+            raise ValueError("the key does not match the pinned algorithm")
+        if isinstance(self.public_key, rsa.RSAPublicKey):
+            # RS256: the signature is exactly as long as the modulus (RFC 8017 §8.2.2).
+            sig_len = (self.public_key.key_size + 7) // 8
+        else:
+            sig_len = _SIG_LEN_FIXED[self.alg]
+        object.__setattr__(self, "signature_length", sig_len)
+
+    @classmethod
+    def from_key(cls, kid: str, key: SigningPrivateKey | SigningPublicKey) -> ResolvedKey:
+        """From a private or public key object; the alg is the key's own."""
+        public = public_key_of(key)
+        return cls(kid=kid, alg=alg_of_key(public), public_key=public)
 
 
 def _b64u(data: bytes) -> str:

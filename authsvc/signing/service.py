@@ -1,4 +1,6 @@
-"""Per-tenant signing keys: lifecycle, rotation, removal, JWKS.
+"""Per-tenant signing keys: lifecycle (create, rotate, replace). Removal of expired keys and the
+background task are :mod:`authsvc.signing.rotation`; the in-process key caches and the JWKS are
+:mod:`authsvc.signing.keyring`.
 
 Lifecycle
 ---------
@@ -7,12 +9,13 @@ and one ``next`` key (published in the JWKS, signs nothing yet); both are create
 tenant (an ``on_create`` hook, same transaction). Rotation retires the active key, activates
 the next one and creates a new next one, so every key is in the JWKS from its creation, one
 whole rotation period before it signs anything: verifiers that cache the JWKS already know it.
-A retired key stays published until ``remove_after = retired_at + max_token_ttl_s +
-SIGNER_TTL_S + leeway``: every token it signed has expired by then, including tokens signed
-by another instance whose cached signer had not yet seen the rotation (the signer cache lives
-``SIGNER_TTL_S``). The background task (:mod:`authsvc.signing.rotation`) deletes it after that
-and records a ``signing_key`` revocation event so every instance forgets it; verifiers refuse
-it from ``remove_after`` on whether or not it is deleted yet.
+A retired key stays published until ``remove_after``: the tenant's revocation horizon at
+retirement (``max_token_ttl_s``, or longer while tokens minted under an earlier, higher maximum
+live) plus ``SIGNER_TTL_S`` and the clock leeway. Every token it signed has expired by then,
+including tokens signed by another instance whose cached signer had not yet seen the rotation
+(the signer cache lives ``SIGNER_TTL_S``). The background task deletes it after that and records
+a ``signing_key`` revocation event so every instance forgets it; verifiers refuse it from
+``remove_after`` on whether or not it is deleted yet.
 
 Algorithm changes: changing a tenant's ``signing_alg`` replaces its ``next`` key at once (the
 ``on_update`` hook; a next key never signed anything, so nothing depends on it) with one of
@@ -39,41 +42,25 @@ asymmetric keys (an HMAC key is never created, so it can never be published).
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import jwt as pyjwt
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authsvc.audit.service import record as audit
-from authsvc.clock import Clock
+from authsvc.clock import MAX_CLOCK_SKEW_S, Clock
 from authsvc.db.engine import SessionFactory
 from authsvc.db.models import SigningKey, Tenant
-from authsvc.errors import Conflict, NotFound
+from authsvc.errors import Code, Conflict, NotFound, Unavailable
 from authsvc.master import MasterSecrets
-from authsvc.revocation.events import RevocationBus, RevocationEvent
-from authsvc.revocation.events import record as record_revocation
 from authsvc.signing import crypto
-from authsvc.signing.keyring import Keyring, PublicKey, Signer
-from authsvc.tokens.jwt import MAX_LEEWAY_S, ResolvedKey
+from authsvc.signing.keyring import ACTIVE, NEXT, RETIRED, Keyring, Signer, aad, public_members
 
-log = logging.getLogger(__name__)
-
-NEXT, ACTIVE, RETIRED = "next", "active", "retired"
-PUBLISHED = (NEXT, ACTIVE, RETIRED)
 SIGNER_TTL_S = 60.0
-RETIRE_MARGIN_S = SIGNER_TTL_S + MAX_LEEWAY_S
-REMOVED_EVENT_TTL_S = 86400
-JWKS_READ_INTERVAL_S = 1.0
-_PUBLIC_MEMBERS = {
-    "EC": ("kty", "crv", "x", "y", "kid", "alg", "use"),
-    "RSA": ("kty", "n", "e", "kid", "alg", "use"),
-    "OKP": ("kty", "crv", "x", "kid", "alg", "use"),
-}
+RETIRE_MARGIN_S = SIGNER_TTL_S + MAX_CLOCK_SKEW_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,39 +71,51 @@ class Rotation:
     next: str
 
 
-def _aad(tenant_id: str, kid: str) -> bytes:
-    return f"authsvc signing key|{tenant_id}|{kid}".encode()
+@dataclass(frozen=True, slots=True)
+class SigningKeyInfo:
+    """A signing key as the admin API shows it (public members only)."""
+
+    kid: str
+    alg: str
+    state: str
+    public_jwk: Mapping[str, Any]
+    master_key_version: str
+    created_at: datetime
+    activated_at: datetime | None
+    retired_at: datetime | None
+    remove_after: datetime | None
 
 
-def public_members(jwk: dict[str, Any]) -> dict[str, Any]:
-    """Only the public members of an asymmetric JWK (defence in depth for the JWKS)."""
-    allowed = _PUBLIC_MEMBERS.get(str(jwk.get("kty")))
-    if allowed is None:
-        raise ValueError("not an asymmetric public key")
-    return {name: jwk[name] for name in allowed if name in jwk}
+def _info(row: SigningKey) -> SigningKeyInfo:
+    return SigningKeyInfo(
+        kid=row.kid,
+        alg=row.alg,
+        state=row.state,
+        public_jwk=public_members(row.public_jwk),
+        master_key_version=row.master_key_version,
+        created_at=row.created_at,
+        activated_at=row.activated_at,
+        retired_at=row.retired_at,
+        remove_after=row.remove_after,
+    )
+
+
+def retired_until(tenant: Tenant, now: datetime) -> datetime:
+    """When a key retired ``now`` may be removed: every token it may have signed has expired."""
+    horizon = now + timedelta(seconds=tenant.max_token_ttl_s)
+    if tenant.token_horizon_at is not None:
+        horizon = max(horizon, tenant.token_horizon_at)
+    return horizon + timedelta(seconds=RETIRE_MARGIN_S)
 
 
 class SigningKeyService:
     def __init__(
-        self,
-        db: SessionFactory,
-        clock: Clock,
-        secrets: MasterSecrets,
-        bus: RevocationBus,
-        *,
-        refresh_interval_s: float = 1.0,
+        self, db: SessionFactory, clock: Clock, secrets: MasterSecrets, keyring: Keyring
     ) -> None:
-        self._db, self._clock, self._bus = db, clock, bus
+        self._db, self._clock, self.keyring = db, clock, keyring
         self._master = secrets.current
-        self._masters = crypto.master_secret_map(secrets.current, *secrets.previous)
         self._version = crypto.master_key_version(secrets.current)
         self._locks: dict[str, asyncio.Lock] = {}
-        self.keyring = Keyring(
-            self._load_public,
-            self._load_signer,
-            refresh_interval_s=refresh_interval_s,
-            signer_ttl_s=SIGNER_TTL_S,
-        )
 
     # --- tenant hooks (inside the tenant's transaction) ---------------------------------
 
@@ -141,31 +140,24 @@ class SigningKeyService:
 
     # --- reads ---------------------------------------------------------------------------
 
-    async def list_keys(self, tenant_id: str) -> Sequence[SigningKey]:
+    async def list_keys(self, tenant_id: str) -> list[SigningKeyInfo]:
         async with self._db() as session:
             rows = await session.scalars(
                 select(SigningKey)
                 .where(SigningKey.tenant_id == tenant_id)
                 .order_by(SigningKey.created_at, SigningKey.kid)
             )
-            return rows.all()
-
-    async def jwks(self, tenant_id: str) -> dict[str, list[dict[str, Any]]]:
-        """The JWK Set (RFC 7517 §5) of the tenant: next, active and retired keys."""
-        # A public endpoint: the database is read at most once a second per tenant.
-        keys = await self.keyring.key_set(tenant_id, max_age_s=JWKS_READ_INTERVAL_S)
-        now = self._clock.now()
-        rows = [k for k in keys.values() if k.usable(now)]
-        # RFC 7517 §5: "keys" is REQUIRED; order: active first, then next, then retired.
-        order = {ACTIVE: 0, NEXT: 1, RETIRED: 2}
-        rows.sort(key=lambda k: order[k.state])
-        return {"keys": [dict(k.jwk) for k in rows]}
-
-    async def public_key(self, tenant_id: str, kid: str) -> ResolvedKey | None:
-        return await self.keyring.public_key(tenant_id, kid, self._clock.now())
+            return [_info(r) for r in rows.all()]
 
     async def signer(self, tenant_id: str) -> Signer:
-        return await self.keyring.signer(tenant_id)
+        """The tenant's active signing key (created first for a tenant that has none)."""
+        signer = await self.keyring.signer(tenant_id)
+        if signer is None:
+            await self.ensure_keys(tenant_id)
+            signer = await self.keyring.signer(tenant_id)
+        if signer is None:
+            raise Unavailable("The tenant has no signing key.")
+        return signer
 
     # --- rotation ------------------------------------------------------------------------
 
@@ -198,7 +190,7 @@ class SigningKeyService:
                     session.add(nxt)
                     await session.flush()
                 if active is not None:
-                    remove_after = now + timedelta(seconds=tenant.max_token_ttl_s + RETIRE_MARGIN_S)
+                    remove_after = retired_until(tenant, now)
                     await self._transition(
                         session,
                         active.kid,
@@ -249,115 +241,7 @@ class SigningKeyService:
         self.keyring.invalidate(tenant_id)
         return True
 
-    async def due(self, now: datetime) -> list[tuple[str, str | None]]:
-        """``(tenant_id, active kid)`` of enabled tenants whose active key is due for rotation
-        (or that have no active key, kid ``None``)."""
-        async with self._db() as session:
-            tenants = (
-                await session.execute(
-                    select(Tenant.id, Tenant.signing_key_rotation_s).where(Tenant.enabled)
-                )
-            ).all()
-            actives = {
-                row.tenant_id: (row.kid, row.activated_at or row.created_at)
-                for row in (
-                    await session.execute(
-                        select(
-                            SigningKey.tenant_id,
-                            SigningKey.kid,
-                            SigningKey.activated_at,
-                            SigningKey.created_at,
-                        ).where(SigningKey.state == ACTIVE)
-                    )
-                ).all()
-            }
-        out: list[tuple[str, str | None]] = []
-        for tenant_id, period in tenants:
-            active = actives.get(tenant_id)
-            if active is None:
-                out.append((tenant_id, None))
-            elif period > 0 and active[1] + timedelta(seconds=period) <= now:
-                out.append((tenant_id, active[0]))
-        return out
-
-    async def remove_expired(self, now: datetime) -> list[str]:
-        """Delete retired keys past ``remove_after``; returns their kids."""
-        async with self._db.begin() as session:
-            rows = (
-                await session.execute(
-                    select(SigningKey.kid, SigningKey.tenant_id).where(
-                        SigningKey.state == RETIRED, SigningKey.remove_after <= now
-                    )
-                )
-            ).all()
-            events: list[RevocationEvent] = []
-            for kid, tenant_id in rows:
-                gone = await session.execute(
-                    delete(SigningKey).where(
-                        SigningKey.kid == kid,
-                        SigningKey.state == RETIRED,
-                        SigningKey.remove_after <= now,
-                    )
-                )
-                if _rowcount(gone) != 1:
-                    continue  # another instance removed it first
-                event = RevocationEvent(
-                    tenant_id,
-                    "signing_key",
-                    kid,
-                    now,
-                    now + timedelta(seconds=REMOVED_EVENT_TTL_S),
-                )
-                record_revocation(session, event, now=now)
-                audit(
-                    session,
-                    now=now,
-                    actor="system",
-                    action="signing_key.remove",
-                    target_type="signing_key",
-                    target_id=kid,
-                    tenant_id=tenant_id,
-                )
-                events.append(event)
-        if events:
-            await self._bus.publish(events)
-            for event in events:
-                self.keyring.on_event(event)
-        return [e.value for e in events]
-
     # --- helpers -------------------------------------------------------------------------
-
-    async def _load_public(self, tenant_id: str) -> dict[str, PublicKey]:
-        async with self._db() as session:
-            rows = (
-                await session.scalars(
-                    select(SigningKey).where(
-                        SigningKey.tenant_id == tenant_id, SigningKey.state.in_(PUBLISHED)
-                    )
-                )
-            ).all()
-        out: dict[str, PublicKey] = {}
-        for row in rows:
-            jwk = public_members(row.public_jwk)
-            parsed = pyjwt.PyJWK(jwk, algorithm=row.alg).key
-            resolved = ResolvedKey(kid=row.kid, alg=cast(crypto.Alg, row.alg), public_key=parsed)
-            out[row.kid] = PublicKey(resolved, row.state, row.remove_after, jwk)
-        return out
-
-    async def _load_signer(self, tenant_id: str) -> Signer:
-        async with self._db() as session:
-            row = await session.scalar(
-                select(SigningKey).where(
-                    SigningKey.tenant_id == tenant_id, SigningKey.state == ACTIVE
-                )
-            )
-        if row is None:
-            await self.ensure_keys(tenant_id)
-            return await self._load_signer(tenant_id)
-        pem = crypto.decrypt_private_key(
-            row.private_key_enc, master_secrets=self._masters, aad=_aad(tenant_id, row.kid)
-        )
-        return Signer(row.kid, cast(crypto.Alg, row.alg), crypto.load_private_key(pem))
 
     async def _new_key(self, tenant_id: str, alg: str, state: str, now: datetime) -> SigningKey:
         if alg not in crypto.ALGORITHMS:
@@ -372,7 +256,7 @@ class SigningKeyService:
             state=state,
             public_jwk=crypto.public_jwk(pem, kid=kid, alg=algorithm),
             private_key_enc=crypto.encrypt_private_key(
-                pem, master_secret=self._master, aad=_aad(tenant_id, kid)
+                pem, master_secret=self._master, aad=aad(tenant_id, kid)
             ),
             master_key_version=self._version,
             created_at=now,
@@ -408,7 +292,7 @@ class SigningKeyService:
             .execution_options(synchronize_session=False)
         )
         if _rowcount(result) != 1:
-            raise Conflict("The signing keys changed concurrently; retry.", code="CONFLICT")
+            raise Conflict("The signing keys changed concurrently; retry.", code=Code.CONFLICT)
 
     def _lock(self, tenant_id: str) -> asyncio.Lock:
         lock = self._locks.get(tenant_id)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.di import Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from authsvc.db.models import Tenant
+from authsvc.tenants.policy import TenantPolicy
 from authsvc.tenants.schemas import (
     AdminKeyOut,
     TenantCreate,
@@ -15,19 +16,20 @@ from authsvc.tenants.schemas import (
     TenantPage,
     TenantPatchIn,
 )
-from authsvc.tenants.service import TenantPatch, TenantService
-from authsvc.web.auth import provide_operator
-from authsvc.web.deps import PrincipalDep, ServicesDep
+from authsvc.tenants.service import TenantService
+from authsvc.web.deps import Operator
+
+Tenants = NamedDependency[TenantService]
 
 
-def tenant_out(tenants: TenantService, t: Tenant) -> TenantOut:
+def tenant_out(t: TenantPolicy) -> TenantOut:
     return TenantOut(
         id=t.id,
         slug=t.slug,
         name=t.name,
         enabled=t.enabled,
-        issuer=tenants.issuer(t),
-        audiences=tenants.audiences(t),
+        issuer=t.issuer,
+        audiences=list(t.audiences),
         default_token_ttl_s=t.default_token_ttl_s,
         max_token_ttl_s=t.max_token_ttl_s,
         signing_alg=t.signing_alg,
@@ -41,52 +43,46 @@ def tenant_out(tenants: TenantService, t: Tenant) -> TenantOut:
 class TenantController(Controller):
     path = "/v1/tenants"
     tags = ["tenants (operator)"]
-    dependencies = {"operator": Provide(provide_operator)}
 
     @post("/")
     async def create_tenant(
-        self, data: JSONBody[TenantCreate], services: ServicesDep, operator: PrincipalDep
+        self, data: JSONBody[TenantCreate], tenants: Tenants, operator: Operator
     ) -> TenantCreated:
-        tenant, admin = await services.tenants.create(
-            name=data.name, slug=data.slug, actor=operator.actor
-        )
+        tenant, admin = await tenants.create(name=data.name, slug=data.slug, actor=operator.actor)
         return TenantCreated(
-            tenant=tenant_out(services.tenants, tenant),
-            admin_key=AdminKeyOut(id=admin.record.id, key=admin.key),
+            tenant=tenant_out(tenant), admin_key=AdminKeyOut(id=admin.info.id, key=admin.key)
         )
 
     @get("/")
     async def list_tenants(
         self,
-        services: ServicesDep,
-        operator: PrincipalDep,
+        tenants: Tenants,
+        operator: Operator,
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> TenantPage:
-        rows, next_cursor = await services.tenants.list(limit=limit, cursor=cursor)
-        return TenantPage([tenant_out(services.tenants, t) for t in rows], next_cursor)
+        rows, next_cursor = await tenants.list(limit=limit, cursor=cursor)
+        return TenantPage([tenant_out(t) for t in rows], next_cursor)
 
     @get("/{tenant_id:str}")
     async def get_tenant(
-        self, tenant_id: FromPath[str], services: ServicesDep, operator: PrincipalDep
+        self, tenant_id: FromPath[str], tenants: Tenants, operator: Operator
     ) -> TenantOut:
-        return tenant_out(services.tenants, await services.tenants.get(tenant_id))
+        return tenant_out(await tenants.get(tenant_id))
 
     @patch("/{tenant_id:str}")
     async def update_tenant(
         self,
         tenant_id: FromPath[str],
         data: JSONBody[TenantPatchIn],
-        services: ServicesDep,
-        operator: PrincipalDep,
+        tenants: Tenants,
+        operator: Operator,
     ) -> TenantOut:
-        changes = TenantPatch(**{f: getattr(data, f) for f in data.__struct_fields__})
-        tenant = await services.tenants.update(tenant_id, changes, actor=operator.actor)
-        return tenant_out(services.tenants, tenant)
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        return tenant_out(await tenants.update(tenant_id, changes, actor=operator.actor))
 
     @delete("/{tenant_id:str}", status_code=200)
     async def disable_tenant(
-        self, tenant_id: FromPath[str], services: ServicesDep, operator: PrincipalDep
+        self, tenant_id: FromPath[str], tenants: Tenants, operator: Operator
     ) -> TenantOut:
-        tenant = await services.tenants.disable(tenant_id, actor=operator.actor)
-        return tenant_out(services.tenants, tenant)
+        return tenant_out(await tenants.disable(tenant_id, actor=operator.actor))

@@ -3,35 +3,37 @@
 from __future__ import annotations
 
 from litestar import Controller, post
-from litestar.di import Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Response
 
 from authsvc.tokens.schemas import TokenCreate, TokenCreated, TokenRevoke, TokenRevoked
-from authsvc.web.auth import provide_principal
-from authsvc.web.deps import PrincipalDep, ServicesDep
+from authsvc.tokens.service import TokenService
+from authsvc.web.deps import Caller
 from authsvc.web.schemas import grants_in
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+Tokens = NamedDependency[TokenService]
 
 
 class TokenController(Controller):
     path = "/v1/tokens"
     tags = ["tokens"]
-    dependencies = {"principal": Provide(provide_principal)}
 
     @post("/", status_code=201)
     async def create_token(
-        self, data: JSONBody[TokenCreate], services: ServicesDep, principal: PrincipalDep
+        self, data: JSONBody[TokenCreate], tokens: Tokens, caller: Caller
     ) -> Response[TokenCreated]:
-        minted = await services.tokens.create(
-            principal,
+        minted = await tokens.create(
+            caller,
             scopes=grants_in(data.scopes),
             ttl_s=data.ttl_s,
             sub=data.sub,
             aud=data.aud,
             name=data.name,
             limits=None if data.limits is None else {"rps": data.limits.rps},
+            ratelimits=data.ratelimits,
         )
         body = TokenCreated(
             token=minted.token,
@@ -44,9 +46,7 @@ class TokenController(Controller):
 
     @post("/revoke", status_code=200)
     async def revoke_tokens(
-        self, data: JSONBody[TokenRevoke], services: ServicesDep, principal: PrincipalDep
+        self, data: JSONBody[TokenRevoke], tokens: Tokens, caller: Caller
     ) -> TokenRevoked:
-        revoked = await services.tokens.revoke(
-            principal, jti=data.jti, sub=data.sub, key_id=data.key_id
-        )
+        revoked = await tokens.revoke(caller, jti=data.jti, sub=data.sub, key_id=data.key_id)
         return TokenRevoked(revoked.field, revoked.value, revoked.cutoff, revoked.expires_at)

@@ -58,20 +58,19 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 import jwt as pyjwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import Algorithm, get_default_algorithms
 
+from authsvc.clock import MAX_CLOCK_SKEW_S
 from authsvc.signing.crypto import (
     ALGORITHMS,
     Alg,
+    ResolvedKey,
     SigningPrivateKey,
-    SigningPublicKey,
     alg_of_key,
-    public_key_of,
 )
 
 __all__ = [
@@ -89,7 +88,7 @@ __all__ = [
 ]
 
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (a media type, RFC 9068 §2.1)
-MAX_LEEWAY_S: Final = 30.0
+MAX_LEEWAY_S: Final = MAX_CLOCK_SKEW_S
 # RFC 9068 §2.2: every one of these is REQUIRED in a JWT access token.
 REQUIRED_CLAIMS: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 
@@ -111,44 +110,9 @@ _LAST_CHAR_OK: Final = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")
 _TO_STANDARD_B64: Final = bytes.maketrans(b"-_", b"+/")
 _TYP_OK: Final = frozenset({"at+jwt", "application/at+jwt"})
 _FORBIDDEN_HEADERS: Final = ("jku", "jwk", "x5u", "x5c", "b64")
-_SIG_LEN_FIXED: Final[Mapping[str, int]] = {"ES256": 64, "EdDSA": 64}  # RFC 7518 §3.4, 8032
 
 
 # --------------------------------------------------------------------------- result types
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedKey:
-    """A public verification key with the one algorithm pinned to its kid.
-
-    Build it once per key (the resolver caches it): the public key is already parsed, so the
-    hot path never parses a key. Private keys are refused, so a verifier never holds one.
-    """
-
-    kid: str
-    alg: Alg
-    public_key: SigningPublicKey
-    signature_length: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.alg not in ALGORITHMS:
-            raise ValueError("unsupported algorithm")
-        if public_key_of(self.public_key) is not self.public_key:
-            raise ValueError("a verification key must be a public key")
-        if alg_of_key(self.public_key) != self.alg:
-            raise ValueError("the key does not match the pinned algorithm")
-        if isinstance(self.public_key, rsa.RSAPublicKey):
-            # RS256: the signature is exactly as long as the modulus (RFC 8017 §8.2.2).
-            sig_len = (self.public_key.key_size + 7) // 8
-        else:
-            sig_len = _SIG_LEN_FIXED[self.alg]
-        object.__setattr__(self, "signature_length", sig_len)
-
-    @classmethod
-    def from_key(cls, kid: str, key: SigningPrivateKey | SigningPublicKey) -> ResolvedKey:
-        """From a private or public key object; the alg is the key's own."""
-        public = public_key_of(key)
-        return cls(kid=kid, alg=alg_of_key(public), public_key=public)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from authsvc.web.schemas import Name, ScopeIn
+from authsvc.web.schemas import Name, RateLimitIn, ScopeIn
 
 Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Audience = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
@@ -24,6 +24,8 @@ class TokenCreate(msgspec.Struct, forbid_unknown_fields=True):
     aud: Audience | list[Audience] | None = None
     name: Name | None = None
     limits: TokenLimitsIn | None = None
+    ratelimits: list[RateLimitIn] = []
+    """Limits of the token's subject, on top of those of the key it is minted from."""
 
 
 class TokenCreated(msgspec.Struct):

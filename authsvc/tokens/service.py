@@ -11,8 +11,10 @@ token minted from a key, issued up to now:
 1. the event is committed to the ``revocations`` table (with its audit row) before the
    response; ``expires_at`` bounds how long it matters: a jti until the token's ``exp`` when
    it is known (the OAuth revocation endpoint has the token), otherwise, like sub and key
-   cutoffs, until ``now + max_token_ttl_s + leeway``, when every token it can match has
-   expired; the poller's garbage collection and the denylist's pruning rely on it;
+   cutoffs, until the tenant's revocation horizon (every token it can match has expired by
+   then, even one minted under an earlier, higher maximum lifetime:
+   :meth:`~authsvc.tenants.policy.TenantPolicy.revocation_horizon`); the poller's garbage
+   collection and the denylist's pruning rely on it;
 2. it is applied to this instance's :class:`~authsvc.revocation.denylist.Denylist` at once,
    so the very next verification here refuses the token;
 3. it is published on the revocation bus for the other instances (which also poll the table,
@@ -24,25 +26,27 @@ denylist`): a token minted after the revocation's commit is valid even within th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from authsvc.audit.service import record as audit
-from authsvc.clock import Clock
+from authsvc.clock import MAX_CLOCK_SKEW_S, Clock
 from authsvc.db.engine import SessionFactory
 from authsvc.errors import InvalidRequest, NotFound, Unauthenticated
 from authsvc.ids import new_id
 from authsvc.keys.service import KeyService
 from authsvc.principal import Principal
+from authsvc.ratelimit.limits import parse_ratelimits
 from authsvc.revocation.denylist import Denylist
 from authsvc.revocation.events import Kind, RevocationBus, RevocationEvent
 from authsvc.revocation.events import record as record_revocation
 from authsvc.scopes import parse_grants
 from authsvc.signing.service import SigningKeyService
-from authsvc.tokens.claims import Parent, TokenRequest, build_claims
-from authsvc.tokens.jwt import MAX_LEEWAY_S, encode_access_token
-from authsvc.tokens.policy import PolicyCache, TenantPolicy
+from authsvc.tenants.policy import TenantCache, TenantPolicy
+from authsvc.tokens.claims import TokenRequest, build_claims
+from authsvc.tokens.jwt import encode_access_token
 
 MAX_REVOKE_VALUE = 200
 RevokeField = Literal["jti", "sub", "key_id"]
@@ -66,44 +70,34 @@ class Revoked:
     expires_at: datetime
 
 
-def key_parent(principal: Principal) -> Parent:
-    """The parent of a token minted by an API key holder."""
-    return Parent(
-        tenant_id=principal.tenant,
-        client_id=principal.id,
-        grants=principal.grants,
-        expires_at=None if principal.expires_at is None else principal.expires_at.timestamp(),
-        default_sub=principal.id,
-    )
-
-
 class TokenService:
     def __init__(
         self,
         *,
         db: SessionFactory,
         clock: Clock,
-        policies: PolicyCache,
+        tenants: TenantCache,
         signing: SigningKeyService,
         keys: KeyService,
         denylist: Denylist,
         bus: RevocationBus,
     ) -> None:
-        self._db, self._clock, self._policies = db, clock, policies
+        self._db, self._clock, self._tenants = db, clock, tenants
         self._signing, self._keys, self._denylist, self._bus = signing, keys, denylist, bus
 
-    async def policy(self, tenant_id: str) -> TenantPolicy:
-        policy = await self._policies.get(tenant_id)
-        if policy is None or not policy.enabled:
+    async def tenant(self, tenant_id: str) -> TenantPolicy:
+        tenant = await self._tenants.get(tenant_id)
+        if tenant is None or not tenant.enabled:
             raise Unauthenticated("The tenant is disabled.")
-        return policy
+        return tenant
 
-    async def mint(self, parent: Parent, request: TokenRequest) -> MintedToken:
-        policy = await self.policy(parent.tenant_id)
+    async def mint(self, parent: Principal, request: TokenRequest) -> MintedToken:
+        """A token for ``request``, derived from ``parent`` (the one minting path)."""
+        tenant = await self.tenant(parent.tenant)
         now = self._clock.time()
         jti = new_id("jti", now)  # carries the mint time in ms (revocation cutoffs use it)
-        claims = build_claims(parent, request, policy, now=now, jti=jti)
-        signer = await self._signing.signer(policy.id)
+        claims = build_claims(parent, request, tenant, now=now, jti=jti)
+        signer = await self._signing.signer(tenant.id)
         token = encode_access_token(
             claims, private_key=signer.private_key, kid=signer.kid, alg=signer.alg
         )
@@ -120,24 +114,26 @@ class TokenService:
         self,
         principal: Principal,
         *,
-        scopes: list[Any],
+        scopes: Sequence[Any],
         ttl_s: int | None = None,
         sub: str | None = None,
-        aud: str | list[str] | None = None,
+        aud: str | Sequence[str] | None = None,
         name: str | None = None,
         limits: dict[str, int] | None = None,
+        ratelimits: Sequence[Any] = (),
     ) -> MintedToken:
         """``POST /v1/tokens``: a token minted from the caller's key (needs TOKENS:CREATE)."""
         principal.require("TOKENS:CREATE")
         request = TokenRequest(
-            grants=parse_grants(scopes),
+            grants=parse_grants(list(scopes)),
             ttl_s=ttl_s,
             sub=sub,
             aud=(aud,) if isinstance(aud, str) else None if aud is None else tuple(aud),
             name=name,
             limits=limits,
+            ratelimits=parse_ratelimits(ratelimits),
         )
-        return await self.mint(key_parent(principal), request)
+        return await self.mint(principal, request)
 
     # --- revocation ----------------------------------------------------------------------
 
@@ -149,7 +145,8 @@ class TokenService:
         sub: str | None = None,
         key_id: str | None = None,
     ) -> Revoked:
-        """``POST /v1/tokens/revoke``: exactly one of ``jti``, ``sub``, ``key_id``."""
+        """``POST /v1/tokens/revoke``: exactly one of ``jti``, ``sub``, ``key_id``. A non-ADMIN
+        caller revokes by ``key_id`` only keys it manages (itself and its descendants)."""
         principal.require("TOKENS:REVOKE")
         fields: tuple[tuple[RevokeField, str | None], ...] = (
             ("jti", jti),
@@ -158,16 +155,13 @@ class TokenService:
         )
         given = [(f, v) for f, v in fields if v is not None]
         if len(given) != 1:
-            raise InvalidRequest("Give exactly one of jti, sub or key_id.", code="INVALID_REQUEST")
+            raise InvalidRequest("Give exactly one of jti, sub or key_id.")
         field, value = given[0]
         if not isinstance(value, str) or not 1 <= len(value) <= MAX_REVOKE_VALUE:
-            raise InvalidRequest(
-                f"{field} must be 1 to {MAX_REVOKE_VALUE} characters.", code="INVALID_REQUEST"
-            )
-        tenant_id = principal.tenant
-        if field == "key_id" and await self._keys.record_by_id(tenant_id, value) is None:
+            raise InvalidRequest(f"{field} must be 1 to {MAX_REVOKE_VALUE} characters.")
+        if field == "key_id" and not await self._keys.visible(principal, value):
             raise NotFound("No such key.")
-        return await self._revoke(tenant_id, field, value, actor=principal.actor)
+        return await self._revoke(principal.tenant, field, value, actor=principal.actor)
 
     async def revoke_jti(
         self, tenant_id: str, jti: str, *, exp: float | None, actor: str
@@ -184,11 +178,11 @@ class TokenService:
         actor: str,
         exp: float | None = None,
     ) -> Revoked:
-        policy = await self.policy(tenant_id)
+        tenant = await self.tenant(tenant_id)
         now = self._clock.now()
-        horizon = now + timedelta(seconds=policy.max_token_ttl_s + MAX_LEEWAY_S)
+        horizon = tenant.revocation_horizon(now)
         if exp is not None:
-            horizon = min(horizon, datetime.fromtimestamp(exp + MAX_LEEWAY_S, UTC))
+            horizon = min(horizon, datetime.fromtimestamp(exp + MAX_CLOCK_SKEW_S, UTC))
         event = RevocationEvent(tenant_id, _KIND[field], value, now, horizon)
         async with self._db.begin() as session:
             record_revocation(session, event, now=now)

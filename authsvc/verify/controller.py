@@ -1,9 +1,9 @@
 """``POST /v1/verify``: any well-formed request gets 200 and a verdict.
 
-The caller authenticates with its own API key (``TOKENS:VERIFY``), which is rate limited like
-every management call; the credential under test must belong to the caller's tenant
-(otherwise ``NOT_FOUND``). Bad input (wrong types, negative cost, both ``scope`` and
-``scopes``, an unparsable scope) is a 400.
+The caller authenticates with its own API key (``TOKENS:VERIFY``) and is charged like every
+caller; the credential under test must belong to the caller's tenant (otherwise
+``NOT_FOUND``). Bad input (wrong types, negative cost, both ``scope`` and ``scopes``, an
+unparsable scope, a member named twice) is a 400.
 """
 
 from __future__ import annotations
@@ -11,25 +11,27 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
 from authsvc.errors import Forbidden, InvalidRequest
 from authsvc.scopes import MAX_GRANTS, Scope, find_grant, parse_scope
-from authsvc.services import Services
-from authsvc.web.auth import provide_principal
+from authsvc.verify.guard import authenticate_caller
+from authsvc.verify.service import VerifyService
+from authsvc.web.json_guard import decode_strict
+from authsvc.web.openapi import schema_of
 from authsvc.web.schemas import GrantOut
 
 MAX_COST = 1_000_000_000
 
 
 class VerifyIn(msgspec.Struct, forbid_unknown_fields=True):
-    token: str
-    scope: str | None = None
+    token: Annotated[str, msgspec.Meta(description="An API key or a JWT.")]
+    scope: Annotated[str, msgspec.Meta(description="A required scope.")] | None = None
     scopes: Annotated[list[str], msgspec.Meta(max_length=MAX_GRANTS)] | None = None
     cost: Annotated[int, msgspec.Meta(ge=0, le=MAX_COST)] = 1
     audience: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
@@ -59,21 +61,15 @@ class VerdictOut(msgspec.Struct):
 
 
 _encode = msgspec.json.Encoder().encode
-
-
-def parse_request(body: bytes) -> VerifyIn:
-    """Strict decoding in one pass: ``"1"`` is not a cost and ``1.0`` is not an integer."""
-    try:
-        return msgspec.json.decode(body, type=VerifyIn, strict=True)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"Invalid verify request: {exc}") from None
-    except msgspec.DecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-
-
 #: Scopes are immutable values: parse each distinct string once (bounded; errors not cached).
 scope_of = functools.lru_cache(maxsize=4096)(parse_scope)
 VERIFY_SCOPE = parse_scope("TOKENS:VERIFY")
+
+
+def parse_request(body: bytes) -> VerifyIn:
+    """Strict decoding in one pass: ``"1"`` is not a cost, ``1.0`` is not an integer, and a
+    member named twice is refused."""
+    return cast(VerifyIn, decode_strict(body, VerifyIn))
 
 
 def required_scopes(data: VerifyIn) -> list[Scope]:
@@ -84,29 +80,13 @@ def required_scopes(data: VerifyIn) -> list[Scope]:
     return [scope_of(s) for s in data.scopes or ()]
 
 
-def _request_schema() -> Schema:
-    string = Schema(type=OpenAPIType.STRING)
-    return Schema(
-        type=OpenAPIType.OBJECT,
-        required=["token"],
-        additional_properties=False,
-        properties={
-            "token": Schema(type=OpenAPIType.STRING, description="An API key or a JWT."),
-            "scope": Schema(type=OpenAPIType.STRING, description="Required scope."),
-            "scopes": Schema(type=OpenAPIType.ARRAY, items=string, max_items=MAX_GRANTS),
-            "cost": Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_COST, default=1),
-            "audience": Schema(type=OpenAPIType.STRING, min_length=1, max_length=500),
-        },
-    )
-
-
 @dataclass
 class VerifyOperation(Operation):
-    """Documents the body the handler decodes itself."""
+    """Documents the body the handler decodes itself, derived from :class:`VerifyIn`."""
 
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
-            content={"application/json": OpenAPIMediaType(schema=_request_schema())},
+            content={"application/json": OpenAPIMediaType(schema=schema_of(VerifyIn))},
             required=True,
         )
 
@@ -125,14 +105,14 @@ class VerifyOperation(Operation):
 )
 async def verify(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The hot path, so no dependency injection or response model: the caller is authenticated
-    and rate limited exactly as by :func:`~authsvc.web.auth.provide_principal`, the body is
-    decoded strictly in one pass, and the verdict is encoded once."""
-    services: Services = request.app.state.services
-    principal = await provide_principal(request, services)
+    and charged exactly as by :func:`~authsvc.verify.guard.provide_caller`, the body is decoded
+    strictly in one pass, and the verdict is encoded once."""
+    service: VerifyService = request.app.state.verify
+    principal = await authenticate_caller(request, service)
     if find_grant(principal.grants, VERIFY_SCOPE) is None:
         raise Forbidden("This operation requires the TOKENS:VERIFY scope.")
     data = parse_request(await request.body())
-    verdict = await services.verifier.verify(
+    verdict = await service.check(
         data.token,
         tenant_id=principal.tenant,
         required=required_scopes(data),

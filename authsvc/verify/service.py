@@ -1,84 +1,122 @@
-"""Checking a credential: API key or JWT → :class:`~authsvc.verify.verdict.Verdict`.
+"""The one check pipeline: a presented credential, a tenant, the scopes asked for and a cost →
+a :class:`~authsvc.verify.verdict.Verdict`. Every endpoint goes through it: ``/v1/verify`` and
+``/v1/authz`` for the credential under test, and :meth:`VerifyService.authenticate` for the
+caller of every other endpoint (management, OAuth clients, gateways), so authority, limit
+charging and ``last_used_at`` live here and only here.
+
+The warm path of ``POST /v1/verify`` with an API key, top to bottom (6 files, no climb back):
+
+1. ``verify/controller.py`` :func:`verify`: the caller's key is authenticated through step 2-5
+   below (cost 1 against its own limits), the body decoded strictly in one pass;
+2. ``verify/service.py`` :meth:`VerifyService.check`: an ``ask_`` credential is hashed once
+   (HMAC-SHA256 under the server secret); a cached secret skips the format check;
+3. ``keys/cache.py`` + ``cache.py``: secret → key id → the key's :class:`Lineage` (a dict lookup
+   per level; ancestors bound its grants, expiry and limits);
+4. ``verify/service.py`` :meth:`VerifyService._decide`: status, each required scope found and
+   their filters met, then every limit of the lineage decided in one atomic call;
+5. ``ratelimit/redis.py`` (or ``memory.py``): one Lua script, one round trip, only when a limit
+   applies;
+6. ``verify/verdict.py``: the verdict, encoded once by the controller.
+
+A cached JWT is only hashed (SHA-256) at step 2, then read from the
+:class:`~authsvc.tokens.reader.TokenReader` cache; its state is checked like a key's: tenant,
+denylist (jti, subject, minting key, the JWTs it was exchanged from), then the lineage of the
+key it was minted from, whose grants bound the token's and whose limits it is charged against.
 
 Order of checks (the first failure is the verdict):
 
 ==  ===================  ==================================================================
-1   MALFORMED            not a well-formed API key (prefix, length, checksum: no I/O) nor a
-                         compact JWT; a JWT that fails parsing or the access-token profile
-2   INVALID_SIGNATURE    JWT only: signature, algorithm or kid not valid
-3   NOT_FOUND            no such key, or a credential of another tenant than the caller's
-4   DISABLED             the credential's tenant is disabled, then the key itself
-5   EXPIRED              past ``expires_at`` (for a rerolled key's old secret: its grace end)
-6   REVOKED              key revoked; JWT ``jti`` / ``sub`` / minting key revoked
-7   MALFORMED            JWT only, when the caller names an ``audience`` the token lacks
-8   FORBIDDEN            a required scope is not granted
-9   RATE_LIMITED         a limit of the key, its identity or the JWT refuses ``cost``
+1   MALFORMED            not an API key nor a compact JWT; an API key with a bad checksum
+2   NOT_FOUND            unknown credential, another tenant's, or the minting key is gone
+3   MALFORMED /          (JWT) :func:`authsvc.tokens.jwt.verify_access_token`: profile,
+    INVALID_SIGNATURE /  signature (algorithm pinned per kid), issuer, audience, times
+    EXPIRED
+4   DISABLED             the tenant, the key or an ancestor is disabled
+5   EXPIRED              the key, an ancestor, or a rerolled key's previous secret expired
+6   REVOKED              the key or an ancestor is revoked; the JWT is on the denylist
+7   MALFORMED            the caller names an ``audience`` the token lacks
+8   FORBIDDEN            a required scope is not granted now, or the filters of the required
+                         scopes have no common value (filters never fail open)
+9   RATE_LIMITED         a limit of the credential, its identity, or what it derives from
 ==  ===================  ==================================================================
 
-Warm, nothing here touches the database: key records and identity limits come from the
-:class:`~authsvc.keys.cache.KeyCache`, verified JWTs from the
-:class:`~authsvc.verify.jwt_cache.VerifiedTokenCache`; the only network call is the rate-limit
-decision (one Redis round trip) when a limit applies. Every limit of the request is decided
-atomically and only after every other check passed, so a refused request consumes nothing.
-A denial is data; this module raises only when a dependency it needs is down on a cold path
-(the caller maps that to 503).
-
-``fixed_params`` are those of the grant that matched the required scope. When several scopes
-are required, they are merged; a name two grants both filter on gets the intersection of their
-values (a request touching both resources must satisfy both filters).
+Warm, nothing here touches the database; the only network call is the rate-limit decision.
+Every limit of the request is decided atomically and only after every other check passed, so
+a refused request consumes nothing. A denial is data; this module raises only from
+:meth:`VerifyService.authenticate` (an unusable caller) and when a dependency it needs is down
+on a cold path (the web layer maps that to 503).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
+from authsvc.cache import MISSING
 from authsvc.clock import Clock
+from authsvc.errors import Code, RateLimited, Unauthenticated
 from authsvc.keys import secret as keysecret
-from authsvc.keys.cache import KeyCache
-from authsvc.keys.service import KeyRecord, key_status
+from authsvc.keys.cache import KeyCache, Lineage
 from authsvc.keys.usage import UsageRecorder
 from authsvc.metrics import Metrics
+from authsvc.principal import Principal, TokenFacts
+from authsvc.ratelimit.headers import rate_limit_headers
+from authsvc.ratelimit.limits import specs
 from authsvc.ratelimit.types import ALLOWED_NO_LIMITS, Decision, Limiter, LimitSpec
 from authsvc.revocation.denylist import Denylist
-from authsvc.scopes import ParamValue, Scope, find_grant
-from authsvc.verify.jwt_cache import TokenVerifierLike, VerifiedTokenCache
-from authsvc.verify.limits import key_specs, token_specs
-from authsvc.verify.verdict import CODES, Code, Verdict, denied
+from authsvc.scopes import ADMIN, Grant, ParamValue, Scope, find_grant, intersect, meet
+from authsvc.tenants.policy import TenantCache, TenantPolicy
+from authsvc.tokens.jwt import Rejected
+from authsvc.tokens.reader import ReadToken, TokenReader
+from authsvc.verify.verdict import CredentialKind, Verdict
 
 MAX_TOKEN_CHARS = 16_384
-_KEY_REASONS: dict[str, str] = {
-    "DISABLED": "The key or its tenant is disabled.",
-    "EXPIRED": "The key has expired.",
-    "REVOKED": "The key has been revoked.",
+_MEMO_MAX = 100_000
+_KEY_REASONS: dict[Code, str] = {
+    Code.DISABLED: "The key, a key it derives from, or its tenant is disabled.",
+    Code.EXPIRED: "The key or a key it derives from has expired.",
+    Code.REVOKED: "The key or a key it derives from has been revoked.",
 }
+_TOKEN_ORIGIN_REASONS: dict[Code, str] = {
+    Code.DISABLED: "The key that minted the token (or one it derives from) is disabled.",
+    Code.EXPIRED: "The key that minted the token (or one it derives from) has expired.",
+    Code.REVOKED: "The key that minted the token (or one it derives from) has been revoked.",
+}
+
+
+def _datetime(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
 
 
 class VerifyService:
     def __init__(
         self,
+        *,
         keys: KeyCache,
+        tenants: TenantCache,
+        reader: TokenReader,
+        denylist: Denylist,
         limiter: Limiter,
+        usage: UsageRecorder,
         clock: Clock,
         metrics: Metrics,
-        *,
-        usage: UsageRecorder | None = None,
-        base_url: str = "",
     ) -> None:
-        self.keys, self.limiter, self._clock, self._metrics = keys, limiter, clock, metrics
-        self.usage, self.base_url = usage, base_url
-        self.tokens: VerifiedTokenCache | None = None
-        """JWT verification; ``None`` until :meth:`enable_jwt` (JWTs are then MALFORMED)."""
+        self._keys, self._tenants, self._reader = keys, tenants, reader
+        self._denylist, self._limiter, self._usage = denylist, limiter, usage
+        self._clock, self._metrics = clock, metrics
+        self._memo: dict[str, tuple[Lineage, tuple[Grant, ...]]] = {}
 
-    def enable_jwt(self, verifier: TokenVerifierLike, denylist: Denylist) -> None:
-        """Verify JWTs with ``verifier``, repeats served from a cache kept in step with
-        ``denylist`` (see :mod:`authsvc.verify.jwt_cache`)."""
-        self.tokens = VerifiedTokenCache(verifier, denylist, self._clock, self._metrics)
-        denylist.listeners.append(self.tokens.on_event)
+    # --- entry points ---------------------------------------------------------------------
 
-    async def verify(
+    async def check(
         self,
         token: str,
         *,
@@ -87,68 +125,89 @@ class VerifyService:
         cost: int = 1,
         audience: str | None = None,
     ) -> Verdict:
-        verdict = await self._verify(token, tenant_id, required, cost, audience)
+        """The verdict on ``token`` for the caller's tenant (see the module docstring)."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            verdict = Verdict(Code.MALFORMED, reason="The credential is empty or too long.")
+        elif keysecret.looks_like_key(token):
+            verdict = await self._check_key(token, tenant_id, required, cost)
+        elif token.count(".") == 2:
+            verdict = await self._check_jwt(token, tenant_id, required, cost, audience)
+        else:
+            verdict = Verdict(
+                Code.MALFORMED, reason="The credential is neither an API key nor a JWT."
+            )
         self._metrics.inc(self._metrics.verdicts, verdict.kind, verdict.code)
         return verdict
 
-    async def key_limits(self, record: KeyRecord, cost: int = 1) -> Decision:
-        """Decide ``cost`` against a key's (and its identity's) limits."""
-        return await self._decide(record.tenant_id, await self._key_specs(record), cost)
+    async def authenticate(
+        self, secret: str | None, *, tenant_id: str | None = None
+    ) -> tuple[Principal, Decision]:
+        """The caller behind an API key, charged one unit of its limits; ``tenant_id`` (when
+        given) is the only tenant it may belong to. Raises :class:`Unauthenticated` or
+        :class:`RateLimited` (with the headers of the refusal)."""
+        if not secret:
+            raise Unauthenticated("Missing bearer credential.")
+        if not keysecret.looks_like_key(secret):
+            raise Unauthenticated("The credential is not an API key.")
+        verdict = await self._check_key(secret, tenant_id, (), 1)
+        if verdict.code is Code.VALID and verdict.principal is not None:
+            return verdict.principal, verdict.decision or ALLOWED_NO_LIMITS
+        if verdict.code is Code.RATE_LIMITED and verdict.decision is not None:
+            raise RateLimited(
+                verdict.decision.retry_after_s,
+                "Rate limit exceeded for this key.",
+                headers=rate_limit_headers(verdict.decision),
+            )
+        if verdict.code in (Code.NOT_FOUND, Code.MALFORMED):
+            raise Unauthenticated("Unknown API key.")
+        raise Unauthenticated(f"The API key is {verdict.code.lower()}.")
 
-    # --- pipeline -------------------------------------------------------------------------
+    # --- API keys -------------------------------------------------------------------------
 
-    async def _verify(
-        self,
-        token: str,
-        tenant_id: str,
-        required: Sequence[Scope],
-        cost: int,
-        audience: str | None,
+    async def _check_key(
+        self, token: str, tenant_id: str | None, required: Sequence[Scope], cost: int
     ) -> Verdict:
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            return denied("MALFORMED", "The credential is empty or too long.")
-        if keysecret.looks_like_key(token):
-            return await self._verify_key(token, tenant_id, required, cost)
-        if token.count(".") == 2:
-            return await self._verify_jwt(token, tenant_id, required, cost, audience)
-        return denied("MALFORMED", "The credential is neither an API key nor a JWT.")
-
-    async def _verify_key(
-        self, token: str, tenant_id: str, required: Sequence[Scope], cost: int
-    ) -> Verdict:
-        found, record = self.keys.hit(token)  # warm: no format check, no I/O
-        if not found:
+        digest = self._keys.digest(token)
+        if self._keys.secrets.peek(digest) is MISSING:  # a cached secret was well formed
             kind = keysecret.kind_of(token)
             if kind is None:
-                return denied("MALFORMED", "The API key is not well formed.", "api_key")
+                return Verdict(Code.MALFORMED, "api_key", reason="The API key is not well formed.")
             if kind != "api":
-                return denied("NOT_FOUND", "No such API key.", "api_key")
-            record = await self.keys.record(token)
-        if record is None or record.tenant_id != tenant_id:
-            return denied("NOT_FOUND", "No such API key.", "api_key")
-        base = Verdict(
-            code="VALID",
-            kind="api_key",
-            tenant_slug=record.tenant_slug,
-            tenant_id=record.tenant_id,
-            key_id=record.id,
-            sub=record.identity,
-            grants=record.grants,
-            expires_at=record.expires_at,
+                return Verdict(Code.NOT_FOUND, "api_key", reason="No such API key.")
+        match = await self._keys.by_secret(token, digest)
+        if match is None or (tenant_id is not None and match.lineage.key.tenant_id != tenant_id):
+            return Verdict(Code.NOT_FOUND, "api_key", reason="No such API key.")
+        lineage = match.lineage
+        tenant = await self._tenants.get(lineage.key.tenant_id)
+        if tenant is None:
+            return Verdict(Code.NOT_FOUND, "api_key", reason="No such API key.")
+        principal = Principal(
+            kind="key",
+            id=lineage.key.id,
+            tenant_id=tenant.id,
+            tenant_slug=tenant.slug,
+            grants=lineage.grants,
+            expires_at=_datetime(_earliest(lineage.expires_at, match.grace_until)),
+            sub=lineage.key.identity,
         )
-        status = key_status(record, self._clock.now())
-        if status != "VALID":
-            return _with(base, _code(status), reason=_KEY_REASONS.get(status))
-
-        async def specs() -> list[LimitSpec]:
-            return await self._key_specs(record)
-
-        verdict = await self._authorize(base, required, cost, specs)
-        if verdict.valid and self.usage is not None:
-            self.usage.touch(record.id)
+        status = (
+            Code.DISABLED
+            if not tenant.enabled
+            else lineage.status(self._clock.time(), expires_at=match.grace_until)
+        )
+        if status is not Code.VALID:
+            return Verdict(status, "api_key", principal, reason=_KEY_REASONS[status])
+        limits = await self._keys.identity_limits(lineage)
+        verdict = await self._decide(
+            principal, "api_key", required, cost, lineage.specs(limits, derived=False)
+        )
+        if verdict.valid:
+            self._usage.touch(lineage.key.id)
         return verdict
 
-    async def _verify_jwt(
+    # --- JWTs -----------------------------------------------------------------------------
+
+    async def _check_jwt(
         self,
         token: str,
         tenant_id: str,
@@ -156,145 +215,152 @@ class VerifyService:
         cost: int,
         audience: str | None,
     ) -> Verdict:
-        if self.tokens is None:
-            return denied("MALFORMED", "JWT verification is not available.", "jwt")
-        check = await self.tokens.verify(token, tenant_id=tenant_id)
-        code = _code(check.code)
-        if code == "INVALID_SIGNATURE" and _foreign_issuer(token, check.tenant_slug, self.base_url):
-            # Signed by another issuer (another tenant, or anyone else): to this tenant it is
-            # simply not one of its credentials. Read from the token itself, so it reveals
-            # nothing the caller could not see.
-            return denied("NOT_FOUND", "The token was not issued by this tenant.", "jwt")
-        if code in ("MALFORMED", "INVALID_SIGNATURE", "NOT_FOUND"):
-            return denied(code, check.reason or "The token is not valid.", "jwt")
-        if check.tenant_id != tenant_id:  # never valid across tenants, whatever else holds
-            return denied("NOT_FOUND", "No such token.", "jwt")
-        base = Verdict(
-            code="VALID",
-            kind="jwt",
-            tenant_slug=check.tenant_slug,
-            tenant_id=check.tenant_id,
-            key_id=check.client_id,
-            sub=check.sub,
-            grants=tuple(check.grants),
-            expires_at=check.expires_at,
+        tenant = await self._tenants.get(tenant_id)
+        if tenant is None:
+            return Verdict(Code.NOT_FOUND, "jwt", reason="Unknown tenant.")
+        read = await self._reader.read(token, tenant)
+        if isinstance(read, Rejected):
+            code = Code(read.code)
+            if code is Code.INVALID_SIGNATURE and self._foreign(token, tenant):
+                # Signed by another issuer (another tenant, or anyone else): to this tenant it
+                # is simply not one of its credentials. Read from the token itself, so it
+                # reveals nothing the caller could not see.
+                return Verdict(Code.NOT_FOUND, "jwt", reason="The token was not issued here.")
+            return Verdict(code, "jwt", reason=read.reason)
+        facts = TokenFacts(
+            jti=read.jti,
+            chain=read.chain,
+            limits=None if read.rps is None else {"rps": read.rps},
+            ratelimits=read.ratelimits,
+            audiences=read.audiences,
+            name=read.name,
+            claims=read.claims,
         )
-        if code != "VALID":
-            return _with(base, code, reason=check.reason)
-        if audience is not None and audience not in _audiences(check.claims or {}):
-            return _with(
-                base, "MALFORMED", reason="The token's audience does not include the one asked."
+        base = Principal(
+            kind="jwt",
+            id=read.client_id,
+            tenant_id=tenant.id,
+            tenant_slug=tenant.slug,
+            grants=read.grants,
+            expires_at=_datetime(read.exp),
+            sub=read.sub,
+            token=facts,
+        )
+        if not tenant.enabled:
+            return Verdict(Code.DISABLED, "jwt", base, reason="The tenant is disabled.")
+        if self._revoked(tenant.id, read):
+            return Verdict(Code.REVOKED, "jwt", base, reason="The token has been revoked.")
+        lineage = await self._keys.lineage(read.client_id, tenant.id)
+        if lineage is None:
+            return Verdict(
+                Code.NOT_FOUND, "jwt", reason="The key that minted the token does not exist."
             )
+        status = lineage.status(self._clock.time())
+        if status is not Code.VALID:
+            return Verdict(status, "jwt", base, reason=_TOKEN_ORIGIN_REASONS[status])
+        principal = Principal(
+            kind="jwt",
+            id=read.client_id,
+            tenant_id=tenant.id,
+            tenant_slug=tenant.slug,
+            grants=self._bounded(read, lineage),
+            expires_at=_datetime(_earliest(read.exp, lineage.expires_at)),
+            sub=read.sub,
+            token=facts,
+        )
+        if audience is not None and audience not in read.audiences:
+            return Verdict(
+                Code.MALFORMED,
+                "jwt",
+                principal,
+                reason="The token's audience does not include the one asked.",
+            )
+        limits = await self._keys.identity_limits(lineage)
+        charged = _token_specs(read) + lineage.specs(limits, derived=True)
+        return await self._decide(principal, "jwt", required, cost, charged)
 
-        async def specs() -> list[LimitSpec]:
-            return token_specs(check.claims or {}, sub=check.sub, jti=check.jti)
+    def _revoked(self, tenant_id: str, read: ReadToken) -> bool:
+        deny = self._denylist
+        if deny.token_revoked(
+            tenant_id, jti=read.jti, sub=read.sub, client_id=read.client_id, iat=read.iat
+        ):
+            return True
+        return any(
+            deny.token_revoked(tenant_id, jti=parent, sub=None, client_id=None, iat=read.iat)
+            for parent in read.chain
+        )
 
-        return await self._authorize(base, required, cost, specs)
+    def _bounded(self, read: ReadToken, lineage: Lineage) -> tuple[Grant, ...]:
+        """The token's grants bounded by the key it was minted from, as that key is now
+        (memoised per token while the lineage is the same object)."""
+        if any(g.scope.type == ADMIN for g in lineage.grants):
+            return read.grants
+        memo = self._memo.get(read.jti)
+        if memo is not None and memo[0] is lineage:
+            return memo[1]
+        grants = intersect(read.grants, lineage.grants)
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[read.jti] = (lineage, grants)
+        return grants
 
-    async def _authorize(
+    def _foreign(self, token: str, tenant: TenantPolicy) -> bool:
+        """Whether the (unverified) ``iss`` of a compact JWT names another issuer."""
+        try:
+            payload = token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (ValueError, IndexError, UnicodeDecodeError):
+            return False
+        iss = claims.get("iss") if isinstance(claims, dict) else None
+        return isinstance(iss, str) and iss != tenant.issuer
+
+    # --- the decision ---------------------------------------------------------------------
+
+    async def _decide(
         self,
-        base: Verdict,
+        principal: Principal,
+        kind: CredentialKind,
         required: Sequence[Scope],
         cost: int,
-        specs: Callable[[], Awaitable[list[LimitSpec]]],
+        charged: Sequence[LimitSpec],
     ) -> Verdict:
         params: dict[str, ParamValue] = {}
         for scope in required:
-            grant = find_grant(base.grants, scope)
-            if grant is None or (base.kind == "jwt" and scope.management):
-                return _with(base, "FORBIDDEN", reason=f"The credential lacks scope {scope}.")
-            params = _merge(params, grant.fixed_params) if params else dict(grant.fixed_params)
-        limit_specs: list[LimitSpec] = await specs()
-        decision = await self._decide(base.tenant_id or "", limit_specs, cost)
+            grant = find_grant(principal.grants, scope)
+            if grant is None or (kind == "jwt" and scope.management):
+                return Verdict(
+                    Code.FORBIDDEN, kind, principal, reason=f"The credential lacks scope {scope}."
+                )
+            met = meet(params, grant.fixed_params)
+            if met is None:
+                return Verdict(
+                    Code.FORBIDDEN,
+                    kind,
+                    principal,
+                    reason="The filters of the required scopes have no common value.",
+                )
+            params = met
+        decision = ALLOWED_NO_LIMITS
+        if charged:
+            decision = await self._limiter.check(principal.tenant, charged, cost)
+            self._metrics.rate_limit(decision.allowed, decision.degraded)
         if not decision.allowed:
-            return _with(
-                base,
-                "RATE_LIMITED",
-                fixed_params=params,
-                decision=decision,
-                reason="A rate limit refused the request.",
+            return Verdict(
+                Code.RATE_LIMITED,
+                kind,
+                principal,
+                params,
+                decision,
+                "A rate limit refused the request.",
             )
-        return _with(base, "VALID", fixed_params=params, decision=decision)
-
-    async def _key_specs(self, record: KeyRecord) -> list[LimitSpec]:
-        identity_limits = (
-            await self.keys.identity_limits(record.tenant_id, record.identity)
-            if record.identity is not None
-            else ()
-        )
-        return key_specs(record, identity_limits)
-
-    async def _decide(self, scope: str, specs: Sequence[LimitSpec], cost: int) -> Decision:
-        if not specs:
-            return ALLOWED_NO_LIMITS
-        decision = await self.limiter.check(scope, specs, cost)
-        self._metrics.rate_limit(decision.allowed, decision.degraded)
-        return decision
+        return Verdict(Code.VALID, kind, principal, params, decision)
 
 
-def _code(value: str) -> Code:
-    for code in CODES:
-        if code == value:
-            return code
-    return "MALFORMED"
-
-
-def _with(base: Verdict, code: Code, **changes: Any) -> Verdict:
-    """``base`` with another code: identity fields kept, outcome fields from ``changes``."""
-    return Verdict(
-        code=code,
-        kind=base.kind,
-        tenant_slug=base.tenant_slug,
-        tenant_id=base.tenant_id,
-        key_id=base.key_id,
-        sub=base.sub,
-        grants=base.grants,
-        fixed_params=changes.get("fixed_params", {}),
-        expires_at=base.expires_at,
-        decision=changes.get("decision"),
-        reason=changes.get("reason"),
-    )
-
-
-def _foreign_issuer(token: str, tenant_slug: str | None, base_url: str) -> bool:
-    """Whether the (unverified) ``iss`` of a compact JWT names another issuer than the tenant."""
-    if tenant_slug is None:
-        return False
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, IndexError, UnicodeDecodeError):
-        return False
-    iss = claims.get("iss") if isinstance(claims, dict) else None
-    return isinstance(iss, str) and iss != f"{base_url}/t/{tenant_slug}"
-
-
-def _audiences(claims: Mapping[str, Any]) -> list[str]:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return [aud]
-    if isinstance(aud, list):
-        return [a for a in aud if isinstance(a, str)]
-    return []
-
-
-def _merge(
-    current: dict[str, ParamValue], extra: Mapping[str, ParamValue]
-) -> dict[str, ParamValue]:
-    merged = dict(current)
-    for name, value in extra.items():
-        if name not in merged:
-            merged[name] = value
-            continue
-        mine = merged[name]
-        if not isinstance(mine, list) and not isinstance(value, list):
-            merged[name] = mine if _same(mine, value) else []
-            continue
-        mine_l = mine if isinstance(mine, list) else [mine]
-        theirs = value if isinstance(value, list) else [value]
-        merged[name] = [v for v in mine_l if any(_same(v, t) for t in theirs)]
-    return merged
-
-
-def _same(a: object, b: object) -> bool:
-    return type(a) is type(b) and a == b
+def _token_specs(read: ReadToken) -> list[LimitSpec]:
+    """A JWT's own limits (``limits.rps``, ``ratelimits``), on counters of its verified
+    ``sub`` (shared by every token of that subject), never of a free-form name."""
+    holder = f"sub:{read.sub}"
+    out = specs(holder, read.ratelimits)
+    if read.rps is not None:
+        out.append(LimitSpec(f"{holder}:rps", "rps", read.rps, 1.0, read.rps))
+    return out

@@ -1,4 +1,8 @@
-"""Named dependency aliases for handler signatures."""
+"""Named dependency aliases for handler signatures (Litestar resolves them by parameter name).
+
+Only the authenticated caller lives here; each domain's controller names its own service
+(``Keys = NamedDependency[KeyService]``), so no module needs a container of every service.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import TypeAlias
 from litestar.di import NamedDependency
 
 from authsvc.principal import Principal
-from authsvc.services import Services
 
-ServicesDep: TypeAlias = NamedDependency[Services]
-PrincipalDep: TypeAlias = NamedDependency[Principal]
+Caller: TypeAlias = NamedDependency[Principal]
+"""``caller``: an API key of a tenant, authenticated and charged (see ``verify/guard.py``)."""
+Operator: TypeAlias = NamedDependency[Principal]
+"""``operator``: an operator key."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.response import Response
 from sqlalchemy import text
-
-from authsvc.web.deps import ServicesDep
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @get("/healthz", tags=["health"], include_in_schema=True)
@@ -17,10 +17,10 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"])
-async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
+async def readyz(engine: NamedDependency[AsyncEngine]) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     try:
-        async with services.engine.connect() as conn:
+        async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception:

@@ -1,26 +1,69 @@
-"""OpenAPI fix-ups: document the error body the service really sends.
+"""OpenAPI fix-ups: document what the service really sends and takes.
 
-Litestar documents validation failures with its own ``{status_code, detail, extra}`` shape, but
-every error of this service goes through :mod:`authsvc.web.exceptions` and is
-``{"error", "code"}`` (OAuth endpoints: RFC 6749 bodies, left as their handlers document them).
+* Every error body is ``{"error", "code"}`` (:mod:`authsvc.web.exceptions`), with ``code`` one
+  of the registry's (:class:`authsvc.errors.Code`); Litestar would document its own
+  ``{status_code, detail, extra}`` shape. OAuth endpoints answer RFC 6749 bodies and are left
+  as their handlers document them.
+* :func:`schema_of` derives a request schema from a msgspec struct (for handlers that decode
+  their body themselves, like ``POST /v1/verify``), so the document cannot drift from the type.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import msgspec
 from litestar import Litestar
 from litestar.openapi.spec import OpenAPIMediaType, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
+
+from authsvc.errors import CATALOG
 
 ERROR_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
     required=["error", "code"],
     properties={
         "error": Schema(type=OpenAPIType.STRING, description="A human sentence; no secrets."),
-        "code": Schema(type=OpenAPIType.STRING, description="Stable machine-readable code."),
+        "code": Schema(
+            type=OpenAPIType.STRING,
+            enum=[str(code) for code, info in CATALOG.items() if info.where != "internal"],
+            description="Stable machine-readable code (see docs/architecture.md).",
+        ),
     },
     description="Every non-OAuth error body.",
 )
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_NESTED = {"properties", "items", "any_of", "one_of", "all_of", "additional_properties"}
+
+
+def _convert(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_convert(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return _convert(defs[node["$ref"].rsplit("/", 1)[1]], defs)
+    fields: dict[str, Any] = {}
+    for name, value in node.items():
+        key = _CAMEL.sub("_", name).lower()
+        if key == "type":
+            fields[key] = OpenAPIType(value)
+        elif key == "properties":
+            fields[key] = {k: _convert(v, defs) for k, v in value.items()}
+        elif key in _NESTED:
+            fields[key] = _convert(value, defs)
+        else:
+            fields[key] = value
+    return Schema(**fields)
+
+
+def schema_of(struct: type[msgspec.Struct]) -> Schema:
+    """The OpenAPI schema of a msgspec struct, from msgspec's own JSON Schema of it."""
+    raw = msgspec.json.schema(struct)
+    schema: Schema = _convert(raw, raw.get("$defs", {}))
+    return schema
 
 
 def document_error_bodies(app: Litestar) -> None:

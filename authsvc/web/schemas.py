@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import msgspec
+
+from authsvc.ratelimit.limits import RateLimitDef
+from authsvc.scopes import Grant
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Cursor = Annotated[str, msgspec.Meta(max_length=64)]
@@ -45,9 +49,18 @@ def grants_in(scopes: list[ScopeIn]) -> list[Any]:
     ]
 
 
-def grants_out(stored: list[dict[str, Any]]) -> list[GrantOut]:
-    return [GrantOut(g["scope"], dict(g.get("fixed_params") or {})) for g in stored]
+def grants_out(grants: Iterable[Grant]) -> list[GrantOut]:
+    return [GrantOut(str(g.scope), dict(g.fixed_params)) for g in grants]
 
 
-def ratelimits_out(stored: list[dict[str, Any]]) -> list[RateLimitOut]:
-    return [RateLimitOut(r["name"], r["limit"], r["period_s"], r["burst"]) for r in stored]
+def ratelimits_out(defs: Iterable[RateLimitDef]) -> list[RateLimitOut]:
+    return [RateLimitOut(d.name, d.limit, d.period_s, d.burst) for d in defs]
+
+
+def present(struct: msgspec.Struct) -> dict[str, Any]:
+    """The fields of a PATCH-style body that were sent (``UNSET`` ones left out)."""
+    return {
+        name: value
+        for name, value in msgspec.structs.asdict(struct).items()
+        if value is not msgspec.UNSET
+    }

@@ -29,13 +29,17 @@ async def test_create_key_returns_secret_once_and_stores_only_hash(
     assert all(created["key"] not in str(tuple(row)) for row in rows)
 
 
-async def test_scoped_key_lists_keys_of_its_tenant_only(client: Client, operator_key: str) -> None:
+async def test_scoped_key_lists_only_itself_and_keys_of_its_tenant_for_admin(
+    client: Client, operator_key: str
+) -> None:
     a = await new_tenant(client, operator_key, "A")
     b = await new_tenant(client, operator_key, "B")
     reader_a = await new_key(client, a["admin_key"]["key"], ["KEYS:READ"])
     await new_key(client, b["admin_key"]["key"], ["KEYS:READ"])
     r = await client.get("/v1/keys", headers=bearer(reader_a["key"]))
     assert r.status_code == 200
+    assert {k["id"] for k in r.json()["data"]} == {reader_a["id"]}  # DESIGN §8: its subtree
+    r = await client.get("/v1/keys", headers=bearer(a["admin_key"]["key"]))
     ids = {k["id"] for k in r.json()["data"]}
     assert ids == {a["admin_key"]["id"], reader_a["id"]}
     assert all(k["tenant_id"] == a["tenant"]["id"] for k in r.json()["data"])

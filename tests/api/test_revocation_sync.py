@@ -27,7 +27,7 @@ async def test_poll_applies_a_revocation_made_by_another_process(
 ) -> None:
     key = await new_key(client, admin_key, ["PIPES:READ:x"])
     tenant_id = key["tenant_id"]
-    assert (await services.verifier.verify(key["key"], tenant_id=tenant_id)).code == "VALID"
+    assert (await services.verify.check(key["key"], tenant_id=tenant_id)).code == "VALID"
     other = build_services(settings, clock=clock)  # e.g. the CLI: its own bus, nobody hears it
     try:
         from authsvc.principal import Principal
@@ -39,7 +39,7 @@ async def test_poll_applies_a_revocation_made_by_another_process(
         await other.aclose()
     # Nobody told this instance; its poller finds the row (here: called directly).
     await services.poller.poll()
-    assert (await services.verifier.verify(key["key"], tenant_id=tenant_id)).code == "REVOKED"
+    assert (await services.verify.check(key["key"], tenant_id=tenant_id)).code == "REVOKED"
 
 
 async def test_poll_applies_a_row_committed_after_a_higher_id(
@@ -124,9 +124,8 @@ def test_broadcast_message_round_trips_and_carries_no_secret() -> None:
 
 
 def test_subscriber_applies_others_messages_and_ignores_its_own_and_garbage() -> None:
-    denylist = Denylist()
     seen: list[RevocationEvent] = []
-    denylist.listeners.append(seen.append)
+    denylist = Denylist(listeners=[seen.append])
     bus = RedisBus(None, None, denylist, Metrics())  # type: ignore[arg-type]
     event = RevocationEvent("ten_1", "jti", "j1", FrozenClock(1_700_000_000).now())
     assert bus.handle(encode([event], bus.origin, "m-own")) == "m-own"  # acked, not re-applied

@@ -73,14 +73,14 @@ async def test_revoke_sub_refuses_earlier_tokens_and_later_ones_stay_valid(
 async def test_revoke_key_id_refuses_its_tokens_but_the_key_still_mints(
     client: Client,
     minter: dict[str, Any],
-    revoker: str,
+    admin_key: str,
     tenant: dict[str, Any],
     services: Services,
     clock: FrozenClock,
 ) -> None:
     before = await mint(client, minter["key"], ["PIPES:READ:a"])
     clock.advance(0.001)
-    out = await revoke(client, revoker, key_id=minter["id"])
+    out = await revoke(client, admin_key, key_id=minter["id"])
     assert out["revoked"] == "key_id"
     clock.advance(0.001)
     after = await mint(client, minter["key"], ["PIPES:READ:a"])
@@ -118,6 +118,18 @@ async def test_revoke_needs_exactly_one_field_and_tokens_revoke(
     assert r.status_code == 403
     r = await client.post("/v1/tokens/revoke", json={"key_id": "key_nope"}, headers=bearer(revoker))
     assert r.status_code == 404
+
+
+async def test_revoke_key_id_outside_the_callers_subtree_returns_404_and_revokes_nothing(
+    client: Client, minter: dict[str, Any], revoker: str, tenant: dict[str, Any], services: Services
+) -> None:
+    token = await mint(client, minter["key"], ["PIPES:READ:a"])
+    r = await client.post(
+        "/v1/tokens/revoke", json={"key_id": minter["id"]}, headers=bearer(revoker)
+    )
+    assert r.status_code == 404
+    assert r.json()["code"] == "NOT_FOUND"
+    assert await code(services, token["token"], tenant) == "VALID"
 
 
 async def test_revoke_in_one_tenant_does_not_touch_another(

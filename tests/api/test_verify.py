@@ -119,10 +119,10 @@ async def test_verify_key_of_disabled_tenant_returns_disabled(
 ) -> None:
     key = await new_key(client, admin_key, ["PIPES:READ:x"])
     tenant_id = tenant["tenant"]["id"]
-    assert (await services.verifier.verify(key["key"], tenant_id=tenant_id)).code == "VALID"
+    assert (await services.verify.check(key["key"], tenant_id=tenant_id)).code == "VALID"
     r = await client.delete(f"/v1/tenants/{tenant_id}", headers=bearer(operator_key))
     assert r.status_code == 200
-    verdict = await services.verifier.verify(key["key"], tenant_id=tenant_id)
+    verdict = await services.verify.check(key["key"], tenant_id=tenant_id)
     assert verdict.code == "DISABLED"
     # Through HTTP, the tenant's own callers stop authenticating at once.
     r = await client.post(VERIFY, json={"token": key["key"]}, headers=bearer(admin_key))
@@ -388,7 +388,7 @@ async def test_cold_key_burst_costs_one_lookup(
     event.listen(services.engine.sync_engine, "before_cursor_execute", count)
     try:
         verdicts = await asyncio.gather(
-            *(services.verifier.verify(key["key"], tenant_id=tenant_id) for _ in range(20))
+            *(services.verify.check(key["key"], tenant_id=tenant_id) for _ in range(20))
         )
     finally:
         event.remove(services.engine.sync_engine, "before_cursor_execute", count)

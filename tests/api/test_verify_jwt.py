@@ -55,14 +55,14 @@ async def test_verify_jwt_repeat_is_served_from_cache(
 ) -> None:
     token = (await mint(client, minter["key"], ["PIPES:READ:orders"]))["token"]
     calls = 0
-    original = services.token_verifier.verify
+    original = services.token_reader._read
 
-    async def counting(tok: str, *, tenant_id: str) -> Any:
+    async def counting(tok: str, tenant: Any) -> Any:
         nonlocal calls
         calls += 1
-        return await original(tok, tenant_id=tenant_id)
+        return await original(tok, tenant)
 
-    services.token_verifier.verify = counting  # type: ignore[method-assign]
+    services.token_reader._read = counting  # type: ignore[method-assign]
     for _ in range(5):
         assert (await verify(client, verifier, {"token": token}))["code"] == "VALID"
     assert calls == 1
@@ -163,10 +163,10 @@ async def test_verify_jwt_of_disabled_tenant_returns_disabled(
 ) -> None:
     token = (await mint(client, minter["key"], ["PIPES:READ:orders"]))["token"]
     tenant_id = tenant["tenant"]["id"]
-    assert (await services.verifier.verify(token, tenant_id=tenant_id)).code == "VALID"
+    assert (await services.verify.check(token, tenant_id=tenant_id)).code == "VALID"
     r = await client.delete(f"/v1/tenants/{tenant_id}", headers=bearer(operator_key))
     assert r.status_code == 200
-    assert (await services.verifier.verify(token, tenant_id=tenant_id)).code == "DISABLED"
+    assert (await services.verify.check(token, tenant_id=tenant_id)).code == "DISABLED"
 
 
 async def test_authz_accepts_jwt_from_header_and_from_query_when_allowed(

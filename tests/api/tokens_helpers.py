@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from authsvc.services import Services
-from authsvc.tokens.verifier import TokenCheck
+from authsvc.verify.verdict import Verdict
 from tests.conftest import bearer
 
 Client = httpx.AsyncClient
@@ -40,8 +40,8 @@ async def mint(client: Client, key: str, scopes: list[Any], **body: Any) -> dict
     return out
 
 
-async def check(services: Services, token: str, tenant: dict[str, Any]) -> TokenCheck:
-    return await services.token_verifier.verify(token, tenant_id=tenant["tenant"]["id"])
+async def check(services: Services, token: str, tenant: dict[str, Any]) -> Verdict:
+    return await services.verify.check(token, tenant_id=tenant["tenant"]["id"], cost=0)
 
 
 async def code(services: Services, token: str, tenant: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ decoded with PyJWT (an implementation nobody here wrote) and checked against the
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt as pyjwt
@@ -16,25 +17,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from authsvc.errors import AuthsvcError
+from authsvc.principal import Principal
 from authsvc.scopes import Grant, Scope, covers, parse_scope
 from authsvc.signing import crypto
-from authsvc.tokens.claims import Parent, TokenRequest, build_claims
+from authsvc.tokens.claims import TokenRequest, build_claims
 from authsvc.tokens.jwt import encode_access_token
-from authsvc.tokens.policy import TenantPolicy
+from tests.factories import ISSUER, tenant_policy
 
-ISSUER = "https://auth.test/t/acme"
-POLICY = TenantPolicy(
-    id="ten_1",
-    slug="acme",
-    enabled=True,
-    issuer=ISSUER,
-    audiences=(ISSUER,),
-    default_token_ttl_s=900,
-    max_token_ttl_s=3600,
-    signing_alg="ES256",
-    signing_key_rotation_s=0,
-    allow_query_token=False,
-)
+POLICY = tenant_policy()
 PRIVATE = crypto.load_private_key(crypto.generate_private_key("ES256"))
 PUBLIC = crypto.public_key_of(PRIVATE)
 ALLOWED_REFUSALS = {"SCOPE_ESCALATION", "INVALID_SCOPE", "TTL_TOO_LONG"}
@@ -97,12 +87,12 @@ def test_minted_token_is_never_wider_than_its_parent(
     ttl: int | None,
 ) -> None:
     now = time.time()
-    parent = Parent(
+    parent = Principal(
+        kind="key",
+        id="key_parent",
         tenant_id=POLICY.id,
-        client_id="key_parent",
         grants=parent_grants,
-        expires_at=None if expiry_in is None else now + expiry_in,
-        default_sub="key_parent",
+        expires_at=None if expiry_in is None else datetime.fromtimestamp(now + expiry_in, UTC),
     )
     try:
         claims = build_claims(
@@ -123,7 +113,7 @@ def test_minted_token_is_never_wider_than_its_parent(
     assert decoded["exp"] <= now + (ttl or POLICY.default_token_ttl_s)
     assert decoded["exp"] - decoded["iat"] <= POLICY.max_token_ttl_s
     if parent.expires_at is not None:
-        assert decoded["exp"] <= parent.expires_at
+        assert decoded["exp"] <= parent.expires_at.timestamp()
     assert len(decoded["scopes"]) == len(requested)
     scope_names = []
     for item in decoded["scopes"]:

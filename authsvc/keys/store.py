@@ -1,0 +1,155 @@
+"""The hot-path reads of API keys: a key, its ancestors and their identities' limits in one
+statement.
+
+A cold check of a key (first sight of its secret, or an ancestor dropped from the cache) costs
+one round trip: a recursive common table expression walks ``parent_id`` from the key up to its
+root (at most :data:`MAX_DEPTH` levels) and each level is joined with its
+identity's limits. It runs on PostgreSQL and SQLite alike.
+
+Secrets are found by their keyed hash under the current master secret and, during a rotation,
+under the previous ones (``AUTHSVC_PREVIOUS_SECRET_KEYS``): the lookup asks for all of them at
+once, and a key found under an old hash is re-hashed under the current secret on the spot
+(DESIGN §8, "secrets rotate"), so the old secret can be dropped once every key was used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, and_, literal, or_, select, update
+
+from authsvc.db.engine import SessionFactory
+from authsvc.db.models import ApiKey, Identity
+from authsvc.keys.state import KeyState
+from authsvc.ratelimit.limits import RateLimitDef, ratelimits_from_json
+from authsvc.scopes import grant_from_json
+
+MAX_DEPTH = 8
+"""A key derives from at most this many ancestors (a bound on every walk up a lineage)."""
+
+_KEYS: Table = ApiKey.__table__  # type: ignore[assignment]
+_IDENTITIES: Table = Identity.__table__  # type: ignore[assignment]
+_COLUMNS = (
+    "id",
+    "tenant_id",
+    "parent_id",
+    "grants",
+    "ratelimits",
+    "identity",
+    "expires_at",
+    "enabled",
+    "revoked_at",
+    "key_hash",
+    "previous_key_hash",
+    "previous_expires_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMatch:
+    """Which key a secret belongs to; ``grace_until``: the secret is a rerolled key's previous
+    one, valid until then (Unix time)."""
+
+    key_id: str
+    grace_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A key's lineage as read: states nearest first, and the limits of their identities."""
+
+    states: tuple[KeyState, ...]
+    identity_limits: dict[str, tuple[RateLimitDef, ...]]
+
+
+def _chain_query(start: ColumnElement[bool]) -> Select[Any]:
+    base = select(*(_KEYS.c[name] for name in _COLUMNS), literal(0).label("depth")).where(start)
+    chain = base.cte("chain", recursive=True)
+    parent = _KEYS.alias("parent")
+    chain = chain.union_all(
+        select(*(parent.c[name] for name in _COLUMNS), (chain.c.depth + 1).label("depth")).where(
+            parent.c.id == chain.c.parent_id, chain.c.depth < MAX_DEPTH
+        )
+    )
+    joined = chain.outerjoin(
+        _IDENTITIES,
+        and_(
+            _IDENTITIES.c.tenant_id == chain.c.tenant_id,
+            _IDENTITIES.c.external_id == chain.c.identity,
+        ),
+    )
+    return (
+        select(chain, _IDENTITIES.c.ratelimits.label("identity_ratelimits"))
+        .select_from(joined)
+        .order_by(chain.c.depth)
+    )
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _chain(rows: Sequence[Any]) -> Chain:
+    states: list[KeyState] = []
+    limits: dict[str, tuple[RateLimitDef, ...]] = {}
+    for row in rows:
+        states.append(
+            KeyState(
+                id=row.id,
+                tenant_id=row.tenant_id,
+                parent_id=row.parent_id,
+                grants=tuple(grant_from_json(g) for g in row.grants),
+                ratelimits=ratelimits_from_json(row.ratelimits),
+                identity=row.identity,
+                expires_at=_ts(row.expires_at),
+                enabled=row.enabled,
+                revoked=row.revoked_at is not None,
+            )
+        )
+        if row.identity is not None:
+            limits[row.identity] = ratelimits_from_json(row.identity_ratelimits or ())
+    return Chain(tuple(states), limits)
+
+
+class KeyStore:
+    def __init__(self, db: SessionFactory) -> None:
+        self._db = db
+
+    async def by_secret(self, digests: Sequence[str]) -> tuple[SecretMatch, Chain] | None:
+        """The key whose current or previous secret has one of ``digests`` (the current
+        master secret's first), with its lineage; re-hashes a key found under an old one."""
+        start = or_(_KEYS.c.key_hash.in_(digests), _KEYS.c.previous_key_hash.in_(digests))
+        async with self._db() as session:
+            rows = (await session.execute(_chain_query(start))).all()
+            if not rows:
+                return None
+            head = rows[0]
+            current = digests[0]
+            if head.key_hash in digests:
+                match, column, stored = SecretMatch(head.id), "key_hash", head.key_hash
+            else:
+                grace = _ts(head.previous_expires_at)
+                match, column, stored = (
+                    SecretMatch(head.id, grace),
+                    "previous_key_hash",
+                    head.previous_key_hash,
+                )
+            if stored != current:
+                await session.execute(
+                    update(_KEYS)
+                    .where(_KEYS.c.id == head.id, _KEYS.c[column] == stored)
+                    .values({column: current})
+                )
+                await session.commit()
+        return match, _chain(rows)
+
+    async def by_id(self, tenant_id: str | None, key_id: str) -> Chain | None:
+        start = _KEYS.c.id == key_id
+        if tenant_id is not None:
+            start = and_(start, _KEYS.c.tenant_id == tenant_id)
+        async with self._db() as session:
+            rows = (await session.execute(_chain_query(start))).all()
+        return _chain(rows) if rows else None

@@ -1,0 +1,146 @@
+"""The one cache primitive (authsvc/cache.py): fills never undo an invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from authsvc.cache import MISSING, Cache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(clock: Clock | None = None, **kw: float) -> Cache[str, str | None]:
+    return Cache(
+        "test",
+        ttl_s=kw.get("ttl_s", 10.0),
+        negative_ttl_s=kw.get("negative_ttl_s", 1.0),
+        max_entries=int(kw.get("max_entries", 100)),
+        monotonic=clock or Clock(),
+    )
+
+
+def gated(value: str | None) -> tuple[asyncio.Event, Callable[[], object]]:
+    gate = asyncio.Event()
+
+    async def load() -> str | None:
+        await gate.wait()
+        return value
+
+    return gate, load
+
+
+async def test_load_overtaken_by_invalidation_answers_but_is_not_stored() -> None:
+    cache = make()
+    gate, load = gated("old")
+    task = asyncio.create_task(cache.get("k", load))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    cache.invalidate("k")
+    gate.set()
+    assert await task == "old"
+    assert cache.peek("k") is MISSING
+
+
+@pytest.mark.parametrize("how", ["where", "clear", "tag"])
+async def test_broad_invalidation_during_a_load_stales_every_flight(how: str) -> None:
+    cache = make()
+    gate, load = gated("old")
+    task = asyncio.create_task(cache.get("k", load))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    if how == "where":
+        cache.invalidate_where(lambda k, v: False)
+    elif how == "clear":
+        cache.clear()
+    else:
+        cache.invalidate_tag("unrelated")
+    gate.set()
+    await task
+    assert cache.peek("k") is MISSING
+
+
+async def test_put_since_refuses_after_any_invalidation() -> None:
+    cache = make()
+    generation = cache.generation
+    cache.invalidate("other")
+    assert cache.put("k", "v", since=generation) is False
+    assert cache.peek("k") is MISSING
+    assert cache.put("k", "v", since=cache.generation) is True
+    assert cache.peek("k") == "v"
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache = make()
+    calls = 0
+
+    async def load() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return "v"
+
+    assert await asyncio.gather(*(cache.get("k", load) for _ in range(50))) == ["v"] * 50
+    assert calls == 1
+
+
+async def test_entries_age_out_and_none_ages_out_sooner() -> None:
+    clock = Clock()
+    cache = make(clock, ttl_s=10.0, negative_ttl_s=1.0)
+    cache.put("k", "v")
+    cache.put("gone", None)
+    clock.t = 2.0
+    assert cache.peek("k") == "v"
+    assert cache.peek("gone") is MISSING
+    clock.t = 10.0
+    assert cache.peek("k") is MISSING
+    assert cache.last("k") == "v"
+
+
+async def test_failed_reload_serves_the_aged_out_value_and_without_one_raises() -> None:
+    clock = Clock()
+    cache = make(clock)
+    cache.put("k", "v")
+    clock.t = 100.0
+
+    async def down() -> str:
+        raise ConnectionError("database down")
+
+    assert await cache.get("k", down) == "v"
+    with pytest.raises(ConnectionError):
+        await cache.get("never-seen", down)
+
+
+async def test_tags_drop_exactly_the_tagged_entries() -> None:
+    cache = make()
+    cache.put("a1", "x", tags=("key_a",))
+    cache.put("a2", "y", tags=("key_a", "ten_1"))
+    cache.put("b1", "z", tags=("key_b",))
+    cache.invalidate_tag("key_a")
+    assert cache.peek("a1") is MISSING
+    assert cache.peek("a2") is MISSING
+    assert cache.peek("b1") == "z"
+    cache.invalidate_tag("ten_1")  # its only entry went with key_a: nothing left to drop
+    assert len(cache) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.sampled_from("xy")), max_size=60))
+def test_cache_never_holds_more_than_max_entries_and_tags_stay_consistent(
+    puts: list[tuple[str, str]],
+) -> None:
+    cache = make(max_entries=3)
+    for key, tag in puts:
+        cache.put(key, key, tags=(tag,))
+        assert len(cache) <= 3
+    for tag in "xy":
+        cache.invalidate_tag(tag)
+    assert len(cache) == 0
