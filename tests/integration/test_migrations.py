@@ -1,5 +1,5 @@
 """Alembic migrations: upgrade on an empty database, downgrade to base, models == migrations;
-the scripts come from the top-level ``migrations/`` folder, installed or not."""
+also ``alembic`` run by hand from the checkout (``[tool.alembic]`` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from authsvc.db import migrate
 from authsvc.db.models import Base
-from tests.conftest import empty_pg_database
+from tests.conftest import TEST_SECRET, empty_pg_database
 from tests.server import clean_env
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -72,6 +72,31 @@ def test_every_revision_steps_down_and_up(empty_db_url: str) -> None:
         migrate.downgrade(empty_db_url, "-1")
     migrate.upgrade(empty_db_url)
     assert asyncio.run(_tables_and_diff(empty_db_url))[1] == []
+
+
+def _alembic(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env({"AUTHSVC_DATABASE_URL": url, "AUTHSVC_SECRET_KEY": TEST_SECRET})
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=CHECKOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_alembic_by_hand_from_the_checkout_migrates_the_authsvc_database(
+    empty_db_url: str,
+) -> None:
+    up = _alembic("upgrade", "head", url=empty_db_url)
+    assert up.returncode == 0, up.stderr
+    current = _alembic("current", url=empty_db_url)
+    assert current.stdout.split() == [str(migrate.head_revision()), "(head)"], current.stderr
+    check = _alembic("check", url=empty_db_url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No new upgrade operations detected" in check.stdout
 
 
 def test_scripts_are_the_top_level_migrations_folder_of_the_checkout() -> None:
