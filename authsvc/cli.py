@@ -114,13 +114,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    url = _settings(args).effective_database_url
+    settings = _settings(args)
+    if settings.embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.effective_database_url
     if args.action == "upgrade":
         migrate.upgrade(url, args.revision or "head")
     elif args.action == "downgrade":
         migrate.downgrade(url, args.revision or "-1")
     else:
-        current = asyncio.run(_check_current(_settings(args)))
+        current = asyncio.run(_check_current(settings))
         head = migrate.head_revision()
         print(f"current: {current}  head: {head}")
         return 0 if current == head else 1

@@ -1,6 +1,17 @@
-"""Alembic, driven from code (``authsvc db upgrade|downgrade|check``) and from tests."""
+"""Alembic, driven from code (``authsvc db upgrade|downgrade|check``) and from tests.
+
+The scripts live in the top-level ``migrations/`` folder, which setup.py installs as the package
+``authsvc.migrations`` (in a wheel, and mapped back to ``migrations/`` by an editable install).
+Alembic gets that package's real directory as ``script_location``, resolved at call time. A source
+checkout imported without (re)installing (an editable install made before the move has no such
+mapping) falls back to ``migrations/`` beside ``authsvc/``, only where a pyproject.toml marks it as
+the checkout, so an installed authsvc never picks up some other ``site-packages/migrations``.
+"""
 
 from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -10,12 +21,26 @@ from sqlalchemy.engine import Connection
 
 from authsvc.db.models import Base
 
-SCRIPT_LOCATION = "authsvc:migrations"
+
+def script_directory() -> Path:
+    """The folder holding ``env.py`` and ``versions/``."""
+    try:
+        installed = files("authsvc.migrations")
+    except ModuleNotFoundError:
+        installed = None
+    if isinstance(installed, Path) and (installed / "env.py").is_file():
+        return installed
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "migrations" / "env.py").is_file():
+        return checkout / "migrations"
+    raise RuntimeError(
+        "Alembic scripts not found: the package authsvc.migrations is missing or not a directory"
+    )
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", SCRIPT_LOCATION)
+    cfg.set_main_option("script_location", str(script_directory()).replace("%", "%%"))
     if url is not None:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if connection is not None:

@@ -2,7 +2,7 @@
 
 Secrets are never stored in clear: API and operator keys as HMAC-SHA256 (``key_hash``),
 signing keys AES-GCM encrypted (``private_key_enc``). Migrations under
-``authsvc/migrations`` must match these models (a test compares them).
+``migrations/`` must match these models (a test compares them).
 """
 
 from __future__ import annotations

@@ -121,6 +121,14 @@ def test_same_tour_passes_on_postgres(tmp_path: Path, pg_url: str) -> None:
     assert not (tmp_path / ".authsvc").exists()
 
 
+def test_db_upgrade_creates_a_missing_data_dir_and_check_passes(tmp_path: Path) -> None:
+    env = clean_env({"AUTHSVC_DATA_DIR": str(tmp_path / "new" / "data")})
+    out = cli("db", "upgrade", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "new" / "data" / "authsvc.db").is_file()
+    assert cli("db", "check", cwd=tmp_path, env=env).returncode == 0
+
+
 def test_db_check_fails_on_a_database_without_the_schema(tmp_path: Path) -> None:
     env = clean_env(
         {

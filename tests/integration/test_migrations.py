@@ -1,29 +1,24 @@
-"""Alembic migrations: upgrade on an empty database, downgrade to base, models == migrations."""
+"""Alembic migrations: upgrade on an empty database, downgrade to base, models == migrations;
+also ``alembic`` run by hand from the checkout (``[tool.alembic]`` in pyproject.toml)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from authsvc.db import migrate
 from authsvc.db.models import Base
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import TEST_SECRET, empty_pg_database
+from tests.server import clean_env
 
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -31,11 +26,8 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
         return
-    name = f"authsvc_mig_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with empty_pg_database("authsvc_mig") as url:
+        yield url
 
 
 async def _tables_and_diff(url: str) -> tuple[set[str], list[object], str | None]:
@@ -80,3 +72,52 @@ def test_every_revision_steps_down_and_up(empty_db_url: str) -> None:
         migrate.downgrade(empty_db_url, "-1")
     migrate.upgrade(empty_db_url)
     assert asyncio.run(_tables_and_diff(empty_db_url))[1] == []
+
+
+def _alembic(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env({"AUTHSVC_DATABASE_URL": url, "AUTHSVC_SECRET_KEY": TEST_SECRET})
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=CHECKOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_alembic_by_hand_from_the_checkout_migrates_the_authsvc_database(
+    empty_db_url: str,
+) -> None:
+    up = _alembic("upgrade", "head", url=empty_db_url)
+    assert up.returncode == 0, up.stderr
+    current = _alembic("current", url=empty_db_url)
+    assert current.stdout.split() == [str(migrate.head_revision()), "(head)"], current.stderr
+    check = _alembic("check", url=empty_db_url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No new upgrade operations detected" in check.stdout
+
+
+def test_scripts_are_the_top_level_migrations_folder_of_the_checkout() -> None:
+    assert migrate.script_directory() == CHECKOUT / "migrations"
+
+
+def test_checkout_without_an_install_finds_its_migrations_folder() -> None:
+    """Without site processing no editable-install finder maps ``authsvc.migrations``."""
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    code = (
+        f"import sys; sys.path[:0] = [{str(CHECKOUT)!r}]; sys.path.append({site_packages!r}); "
+        "from authsvc.db import migrate; print(migrate.script_directory(), migrate.head_revision())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=CHECKOUT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(CHECKOUT / "migrations"), str(migrate.head_revision())]

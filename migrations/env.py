@@ -1,4 +1,9 @@
-"""Alembic environment: async engines (asyncpg, aiosqlite), or a connection handed in."""
+"""Alembic environment: async engines (asyncpg, aiosqlite), or a connection handed in.
+
+``authsvc db …`` and the tests pass a URL or a connection. ``alembic`` run by hand from the
+checkout (configured by ``[tool.alembic]`` in pyproject.toml) passes neither: the URL then comes
+from the ``AUTHSVC_*`` environment, as for ``authsvc`` itself.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from authsvc.db.models import Base
+from authsvc.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = config.get_alembic_option("sqlalchemy.url")
+    return url if isinstance(url, str) and url else Settings.from_env().effective_database_url
 
 
 def _run(connection: Connection) -> None:
@@ -38,12 +49,12 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    asyncio.run(_run_async(config.get_main_option("sqlalchemy.url") or ""))
+    asyncio.run(_run_async(_url()))
 
 
 if context.is_offline_mode():
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
+        url=_url(),
         target_metadata=target_metadata,
         literal_binds=True,
     )

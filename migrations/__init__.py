@@ -1,0 +1,1 @@
+"""Alembic scripts (env.py, versions/), installed as the package ``authsvc.migrations``."""
