@@ -77,6 +77,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args)
+    if args.workers > 1 and settings.redis_url is None:
+        # Without Redis the limiter and the revocation bus live in each process: N workers
+        # would admit N times every limit.
+        print(
+            f"authsvc: --workers {args.workers} needs AUTHSVC_REDIS_URL: without Redis each "
+            "worker keeps its own rate limits and revocation state, so every limit would be "
+            f"{args.workers}x. Set AUTHSVC_REDIS_URL or run one worker.",
+            file=sys.stderr,
+        )
+        return 2
     # Workers build their settings from the environment: hand them the CLI's choices.
     os.environ["AUTHSVC_HOST"], os.environ["AUTHSVC_PORT"] = settings.host, str(settings.port)
     if settings.embedded:

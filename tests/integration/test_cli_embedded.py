@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET
-from tests.server import clean_env, cli, running_server
+from tests.conftest import REDIS_URL, TEST_SECRET
+from tests.server import clean_env, cli, free_port, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -151,3 +151,52 @@ def test_cli_rotates_signing_keys_and_revokes_tokens(tmp_path: Path) -> None:
     out = cli("token", "revoke", "initech", cwd=tmp_path, env=env)
     assert out.returncode == 1
     assert "exactly one" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {
+            "AUTHSVC_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/never_reached",
+            "AUTHSVC_SECRET_KEY": TEST_SECRET,
+        },
+    ],
+    ids=["sqlite", "postgres"],
+)
+def test_serve_with_several_workers_and_no_redis_exits_2_before_starting(
+    tmp_path: Path, extra: dict[str, str]
+) -> None:
+    port = str(free_port())
+    out = cli("serve", "--port", port, "--workers", "2", cwd=tmp_path, env=clean_env(extra))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "AUTHSVC_REDIS_URL" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / ".authsvc").exists()
+
+
+def test_serve_with_several_workers_and_redis_shares_one_limit(tmp_path: Path) -> None:
+    env = clean_env({"AUTHSVC_REDIS_URL": REDIS_URL})
+    with running_server(tmp_path, env, args=("--workers", "2")) as (base, _):
+        operator = json.loads(cli("init", "--json", cwd=tmp_path, env=env).stdout)["operator_key"]
+        r = httpx.post(
+            f"{base}/v1/tenants",
+            json={"name": "Workers"},
+            headers={"Authorization": f"Bearer {operator}"},
+        )
+        assert r.status_code == 201, r.text
+        admin = {"Authorization": f"Bearer {r.json()['admin_key']['key']}"}
+        r = httpx.post(
+            f"{base}/v1/keys",
+            json={
+                "name": "reader",
+                "scopes": ["KEYS:READ"],
+                "ratelimits": [{"name": "mgmt", "limit": 5, "period_s": 60}],
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        reader = {"Authorization": f"Bearer {r.json()['key']}"}
+        # A new connection per request, so both workers take some of them.
+        statuses = [httpx.get(f"{base}/v1/keys", headers=reader).status_code for _ in range(12)]
+        assert sorted(statuses) == [200] * 5 + [429] * 7
