@@ -16,6 +16,7 @@ from authsvc.db import migrate
 from authsvc.db.models import OperatorKey
 from authsvc.errors import AuthsvcError, NotFound
 from authsvc.principal import Principal
+from authsvc.private_paths import make_private_dir
 from authsvc.scopes import ADMIN, Grant, Scope
 from authsvc.services import Services, build_services
 from authsvc.settings import Settings
@@ -28,7 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _run(args: argparse.Namespace, fn: Callable[[Services], Awaitable[Any]]) -> Any:
     settings = _settings(args)
     if settings.embedded:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         migrate.upgrade(settings.effective_database_url)
 
     async def main() -> Any:

@@ -1,7 +1,8 @@
 """The master secret and the subkeys derived from it.
 
 The master secret comes from ``AUTHSVC_SECRET_KEY`` or, in embedded mode, from
-``<data_dir>/master.key`` (created on first start with mode 0600). It is never used directly:
+``<data_dir>/master.key`` (created on first start with mode 0600, in a 0700 directory if it
+creates the directory). It is never used directly:
 each purpose gets its own subkey through HKDF-SHA256 with a distinct ``info`` label, so a leak
 of one subkey says nothing about the others.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from authsvc.private_paths import FILE_MODE, make_private_dir
 from authsvc.settings import Settings
 
 MASTER_FILE = "master.key"
@@ -46,9 +48,9 @@ def load_master_secrets(settings: Settings) -> MasterSecrets:
 
 
 def _read_or_create(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
         return path.read_text().strip().encode()
     with os.fdopen(fd, "w") as fh:

@@ -5,6 +5,7 @@ Postgres with ``AUTHSVC_DATABASE_URL``."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -65,6 +66,34 @@ def test_serve_with_no_settings_creates_data_dir_and_secret_file(tmp_path: Path)
         operator_key = json.loads(out.stdout)["operator_key"]
         assert operator_key.startswith("aso_")
         _tour(base, operator_key)
+
+
+def test_embedded_data_dir_is_0700_and_its_files_0600(tmp_path: Path) -> None:
+    env = clean_env()
+    umask = os.umask(0o022)  # the usual default, under which SQLite would create files 0644
+    try:
+        with running_server(tmp_path, env) as (base, _):
+            out = cli("init", "--json", cwd=tmp_path, env=env)
+            assert out.returncode == 0, out.stderr
+            operator = json.loads(out.stdout)["operator_key"]
+            # The server's pooled connection keeps the WAL and shared-memory files open.
+            r = httpx.post(
+                f"{base}/v1/tenants",
+                json={"name": "Modes"},
+                headers={"Authorization": f"Bearer {operator}"},
+            )
+            assert r.status_code == 201, r.text
+            data = tmp_path / ".authsvc"
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [data, *data.iterdir()]}
+    finally:
+        os.umask(umask)
+    assert modes == {
+        ".authsvc": 0o700,
+        "authsvc.db": 0o600,
+        "authsvc.db-wal": 0o600,
+        "authsvc.db-shm": 0o600,
+        "master.key": 0o600,
+    }
 
 
 def test_init_without_json_prints_key_once_and_a_next_step(tmp_path: Path) -> None:
