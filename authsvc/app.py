@@ -33,7 +33,7 @@ from authsvc.web.auth import provide_services
 from authsvc.web.exceptions import EXCEPTION_HANDLERS
 from authsvc.web.health import healthz, readyz
 from authsvc.web.json_guard import reject_duplicate_members
-from authsvc.web.limits import uri_limit
+from authsvc.web.limits import request_head_limits
 from authsvc.web.openapi import document_error_bodies
 from authsvc.web.ratelimit import add_caller_headers
 
@@ -82,7 +82,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan, lambda _app: rotating(svc.rotation)],
-        middleware=[uri_limit, svc.metrics.middleware],
+        middleware=[request_head_limits, svc.metrics.middleware],
         before_send=[add_caller_headers],
         before_request=reject_duplicate_members,
         request_max_body_size=settings.max_body_bytes,
