@@ -101,6 +101,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     print(f"authsvc: listening on {settings.effective_base_url}  (OpenAPI at /schema)", flush=True)
+    if settings.base_url_guessed:
+        print(
+            f"authsvc: bound to all interfaces ({settings.host}): issuers use "
+            f"{settings.effective_base_url}; set AUTHSVC_BASE_URL to the URL clients use",
+            file=sys.stderr,
+        )
     uvicorn.run(
         "authsvc.app:app_from_env",
         factory=True,

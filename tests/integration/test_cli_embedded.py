@@ -229,3 +229,20 @@ def test_serve_with_several_workers_and_redis_shares_one_limit(tmp_path: Path) -
         # A new connection per request, so both workers take some of them.
         statuses = [httpx.get(f"{base}/v1/keys", headers=reader).status_code for _ in range(12)]
         assert sorted(statuses) == [200] * 5 + [429] * 7
+
+
+def test_default_issuer_keeps_the_loopback_address_serve_was_given(tmp_path: Path) -> None:
+    env = clean_env()
+    with running_server(tmp_path, env, args=("--host", "127.0.0.1")) as (base, _):
+        assert base.startswith("http://127.0.0.1:")
+        operator = json.loads(cli("init", "--json", cwd=tmp_path, env=env).stdout)["operator_key"]
+        r = httpx.post(
+            f"{base}/v1/tenants",
+            json={"name": "Issuer", "slug": "issuer"},
+            headers={"Authorization": f"Bearer {operator}"},
+        )
+        assert r.status_code == 201, r.text
+        r = httpx.get(f"{base}/.well-known/oauth-authorization-server/t/issuer")
+        assert r.status_code == 200, r.text
+        # RFC 8414 §3.3: the issuer must be identical to the one the client was configured with.
+        assert r.json()["issuer"] == f"{base}/t/issuer"
