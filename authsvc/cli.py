@@ -8,12 +8,10 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import func, select
-
 from authsvc.db import migrate
-from authsvc.db.models import OperatorKey
 from authsvc.errors import AuthsvcError, NotFound
 from authsvc.principal import Principal
 from authsvc.private_paths import make_private_dir
@@ -61,9 +59,8 @@ async def _tenant_principal(services: Services, ref: str) -> Principal:
     )
 
 
-async def _count_operator_keys(services: Services) -> int:
-    async with services.db() as session:
-        return int(await session.scalar(select(func.count()).select_from(OperatorKey)) or 0)
+async def _has_usable_operator_key(services: Services) -> bool:
+    return any(k.revoked_at is None for k in await services.operators.list_keys())
 
 
 async def _current_revision(services: Services) -> str | None:
@@ -91,10 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Workers build their settings from the environment: hand them the CLI's choices.
     os.environ["AUTHSVC_HOST"], os.environ["AUTHSVC_PORT"] = settings.host, str(settings.port)
     if settings.embedded:
-        has_operator = _run(args, _count_operator_keys)
+        has_operator = _run(args, _has_usable_operator_key)
         print(f"authsvc: embedded mode, data in {settings.data_dir.resolve()}")
         if not has_operator:
-            print("authsvc: no operator key yet; create one with:  authsvc init")
+            print("authsvc: no usable operator key; create one with:  authsvc init")
     elif _run(args, _current_revision) != migrate.head_revision():
         print(
             "authsvc: the database schema is not current; run: authsvc db upgrade", file=sys.stderr
@@ -154,6 +151,19 @@ async def _check_current(settings: Settings) -> str | None:
         return await _current_revision(services)
     finally:
         await services.aclose()
+
+
+def cmd_operator_key(args: argparse.Namespace) -> int:
+    async def go(s: Services) -> Any:
+        if args.action == "create":
+            created = await s.operators.create_key(actor="cli")
+            return {"id": created.id, "key": created.key}
+        if args.action == "list":
+            return [asdict(k) for k in await s.operators.list_keys()]
+        return asdict(await s.operators.revoke(args.key_id, actor="cli"))
+
+    _print(_run(args, go))
+    return 0
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
@@ -244,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "downgrade", "check"])
     db.add_argument("revision", nargs="?")
     db.set_defaults(func=cmd_db)
+
+    opk = sub.add_parser("operator-key", help="list, create and revoke operator keys")
+    opksub = opk.add_subparsers(dest="action", required=True)
+    opksub.add_parser("list")
+    opksub.add_parser("create", help="a new operator key, printed once")
+    opksub.add_parser("revoke", help="refused at once by running servers").add_argument("key_id")
+    opk.set_defaults(func=cmd_operator_key)
 
     tenant = sub.add_parser("tenant", help="manage tenants")
     tsub = tenant.add_subparsers(dest="action", required=True)

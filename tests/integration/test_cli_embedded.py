@@ -246,3 +246,36 @@ def test_default_issuer_keeps_the_loopback_address_serve_was_given(tmp_path: Pat
         assert r.status_code == 200, r.text
         # RFC 8414 §3.3: the issuer must be identical to the one the client was configured with.
         assert r.json()["issuer"] == f"{base}/t/issuer"
+
+
+def test_operator_key_revoked_by_cli_is_refused_by_the_running_server(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    extra: dict[str, str] = {}
+    if backend == "postgres":
+        extra = {
+            "AUTHSVC_DATABASE_URL": request.getfixturevalue("pg_url"),
+            "AUTHSVC_SECRET_KEY": TEST_SECRET,
+        }
+    env = clean_env(extra)
+    with running_server(tmp_path, env) as (base, _):
+        out = cli("operator-key", "create", cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        created = json.loads(out.stdout)
+        auth = {"Authorization": f"Bearer {created['key']}"}
+        r = httpx.post(f"{base}/v1/tenants", json={"name": "Before"}, headers=auth)
+        assert r.status_code == 201, r.text
+        out = cli("operator-key", "revoke", created["id"], cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["revoked_at"] is not None
+        r = httpx.post(f"{base}/v1/tenants", json={"name": "After"}, headers=auth)
+        assert r.status_code == 401, r.text
+    listed = json.loads(cli("operator-key", "list", cwd=tmp_path, env=env).stdout)
+    mine = [k for k in listed if k["id"] == created["id"]]
+    assert len(mine) == 1
+    assert set(mine[0]) == {"id", "start", "created_at", "revoked_at"}
+    assert mine[0]["start"] == created["key"][:10]
+    assert mine[0]["revoked_at"] is not None
+    out = cli("operator-key", "revoke", "opk_unknown", cwd=tmp_path, env=env)
+    assert out.returncode == 1
+    assert "NOT_FOUND" in out.stderr
