@@ -5,6 +5,9 @@ The master secret comes from ``AUTHSVC_SECRET_KEY`` or, in embedded mode, from
 creates the directory). It is never used directly:
 each purpose gets its own subkey through HKDF-SHA256 with a distinct ``info`` label, so a leak
 of one subkey says nothing about the others.
+
+Rotation: the former secrets (``AUTHSVC_PREVIOUS_SECRET_KEYS``) derive the same subkeys, so data
+protected under them stays readable while it is moved under the current secret.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ def derive(master: bytes, label: str, length: int = 32) -> bytes:
     )
 
 
+KEY_HASH_LABEL = "authsvc api-key hmac v1"
+
+
 @dataclass(frozen=True, slots=True)
 class MasterSecrets:
     current: bytes
@@ -36,7 +42,18 @@ class MasterSecrets:
 
     @property
     def key_hash_secret(self) -> bytes:
-        return derive(self.current, "authsvc api-key hmac v1")
+        """The subkey that hashes API and operator keys, from the current master secret."""
+        return derive(self.current, KEY_HASH_LABEL)
+
+    @property
+    def key_hash_secrets(self) -> tuple[bytes, ...]:
+        """The key-hash subkeys of the current master secret, then of each previous one.
+
+        A key stored under a previous secret's subkey still verifies (and can be re-hashed under
+        the first). A previous secret equal to the current one, or listed twice, counts once.
+        """
+        masters = dict.fromkeys((self.current, *self.previous))
+        return tuple(derive(master, KEY_HASH_LABEL) for master in masters)
 
 
 def load_master_secrets(settings: Settings) -> MasterSecrets:

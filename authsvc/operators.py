@@ -4,10 +4,15 @@ Only the keyed hash of a key is stored (see :mod:`authsvc.keys.secret`); listing
 ``start``. :meth:`OperatorService.authenticate` reads the database on every call, with no
 cache: operator calls are rare, and a revoked operator key is refused by every instance on its
 next request. Revoking is idempotent; the change and its audit row commit together.
+
+Master-secret rotation: a key is looked up under the hash of the current and of every previous
+master secret, and one found under a previous secret is re-hashed under the current one on
+that same call, so once every operator key has been used the previous secret can be dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -44,8 +49,18 @@ def _info(row: OperatorKey) -> OperatorKeyInfo:
 
 
 class OperatorService:
-    def __init__(self, db: SessionFactory, clock: Clock, hash_secret: bytes) -> None:
+    def __init__(
+        self,
+        db: SessionFactory,
+        clock: Clock,
+        hash_secret: bytes,
+        *,
+        previous_hash_secrets: Sequence[bytes] = (),
+    ) -> None:
+        """``hash_secret``: the current key-hash subkey; ``previous_hash_secrets``: those of the
+        previous master secrets (``MasterSecrets.key_hash_secrets[1:]``)."""
         self._db, self._clock, self._hash_secret = db, clock, hash_secret
+        self._hash_secrets = (hash_secret, *previous_hash_secrets)
 
     async def create_key(self, actor: str = "cli") -> CreatedOperatorKey:
         key = keysecret.generate("operator")
@@ -105,10 +120,27 @@ class OperatorService:
             return _info(row)
 
     async def authenticate(self, key: str) -> str | None:
-        """The operator key id for a valid, unrevoked operator key."""
-        digest = keysecret.key_hash(key, self._hash_secret)
+        """The operator key id for a valid, unrevoked operator key.
+
+        Looks the key up by its hash under the current and every previous master secret (one
+        query); a key found under a previous one is stored again under the current one.
+        """
+        digests = keysecret.key_hashes(key, self._hash_secrets)
         async with self._db() as session:
-            row = await session.scalar(select(OperatorKey).where(OperatorKey.key_hash == digest))
+            row = await session.scalar(
+                select(OperatorKey).where(OperatorKey.key_hash.in_(digests)).limit(1)
+            )
         if row is None or row.revoked_at is not None:
             return None
+        if row.key_hash != digests[0]:
+            await self._rehash(row.id, old=row.key_hash, new=digests[0])
         return row.id
+
+    async def _rehash(self, key_id: str, *, old: str, new: str) -> None:
+        async with self._db.begin() as session:
+            # Conditional on the old hash: a concurrent re-hash of the same key is a no-op.
+            await session.execute(
+                update(OperatorKey)
+                .where(OperatorKey.id == key_id, OperatorKey.key_hash == old)
+                .values(key_hash=new)
+            )

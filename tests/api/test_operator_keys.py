@@ -11,8 +11,11 @@ from sqlalchemy import select
 from authsvc.clock import FrozenClock
 from authsvc.db.models import AuditEntry, OperatorKey
 from authsvc.errors import NotFound
+from authsvc.keys.secret import key_hash
+from authsvc.master import MasterSecrets
+from authsvc.operators import OperatorService
 from authsvc.services import Services
-from tests.conftest import bearer
+from tests.conftest import TEST_SECRET, bearer
 
 Client = httpx.AsyncClient
 
@@ -71,3 +74,43 @@ async def test_revoked_operator_key_is_refused_on_its_next_request(
     r = await client.post("/v1/tenants", json={"name": "B"}, headers=h)
     assert r.status_code == 401
     assert r.json()["code"] == "UNAUTHENTICATED"
+
+
+SECRET_B = "second-master-secret-" + "b" * 32
+
+
+def restarted(services: Services, current: str, *previous: str) -> OperatorService:
+    """The operator service a restart with these master secrets builds, on the same database."""
+    subkeys = MasterSecrets(current.encode(), tuple(p.encode() for p in previous)).key_hash_secrets
+    return OperatorService(
+        services.db, services.clock, subkeys[0], previous_hash_secrets=subkeys[1:]
+    )
+
+
+async def stored_hash(services: Services, key_id: str) -> str | None:
+    async with services.db() as session:
+        return await session.scalar(select(OperatorKey.key_hash).where(OperatorKey.id == key_id))
+
+
+async def test_operator_key_under_previous_secret_authenticates_and_is_rehashed(
+    services: Services,
+) -> None:
+    created = await services.operators.create_key(actor="test")  # under TEST_SECRET (A)
+    under_a = MasterSecrets(TEST_SECRET.encode()).key_hash_secret
+    under_b = MasterSecrets(SECRET_B.encode()).key_hash_secret
+    assert await stored_hash(services, created.id) == key_hash(created.key, under_a)
+    assert await restarted(services, SECRET_B).authenticate(created.key) is None
+    assert await restarted(services, SECRET_B, TEST_SECRET).authenticate(created.key) == created.id
+    assert await stored_hash(services, created.id) == key_hash(created.key, under_b)
+    assert await restarted(services, SECRET_B).authenticate(created.key) == created.id
+    assert await restarted(services, TEST_SECRET).authenticate(created.key) is None
+
+
+async def test_revoked_operator_key_under_previous_secret_is_refused_and_kept(
+    services: Services,
+) -> None:
+    created = await services.operators.create_key(actor="test")
+    await services.operators.revoke(created.id, actor="test")
+    before = await stored_hash(services, created.id)
+    assert await restarted(services, SECRET_B, TEST_SECRET).authenticate(created.key) is None
+    assert await stored_hash(services, created.id) == before
