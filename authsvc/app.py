@@ -41,7 +41,7 @@ from authsvc.web.exceptions import EXCEPTION_HANDLERS
 from authsvc.web.headers import add_caller_headers
 from authsvc.web.health import healthz, readyz
 from authsvc.web.json_guard import reject_duplicate_members
-from authsvc.web.limits import request_limits
+from authsvc.web.limits import request_head_limits
 from authsvc.web.metrics import measure_requests, metrics_endpoint
 from authsvc.web.openapi import document_error_bodies
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         dependencies=dependencies(svc),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan, starting],
-        middleware=[request_limits, measure_requests(svc.metrics)],
+        middleware=[request_head_limits, measure_requests(svc.metrics)],
         before_send=[add_caller_headers],
         before_request=reject_duplicate_members,
         request_max_body_size=settings.max_body_bytes,

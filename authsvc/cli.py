@@ -8,14 +8,13 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import func, select
-
 from authsvc.db import migrate
-from authsvc.db.models import OperatorKey
 from authsvc.errors import AuthsvcError
 from authsvc.principal import Principal
+from authsvc.private_paths import make_private_dir
 from authsvc.scopes import ADMIN, Grant, Scope
 from authsvc.services import Services, build_services
 from authsvc.settings import Settings
@@ -28,7 +27,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _run(args: argparse.Namespace, fn: Callable[[Services], Awaitable[Any]]) -> Any:
     settings = _settings(args)
     if settings.embedded:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         migrate.upgrade(settings.effective_database_url)
 
     async def main() -> Any:
@@ -57,9 +56,8 @@ async def _tenant_principal(services: Services, ref: str) -> Principal:
     )
 
 
-async def _count_operator_keys(services: Services) -> int:
-    async with services.db() as session:
-        return int(await session.scalar(select(func.count()).select_from(OperatorKey)) or 0)
+async def _has_usable_operator_key(services: Services) -> bool:
+    return any(k.revoked_at is None for k in await services.operators.list_keys())
 
 
 async def _current_revision(services: Services) -> str | None:
@@ -74,19 +72,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args)
+    if args.workers > 1 and settings.redis_url is None:
+        # Without Redis the limiter and the revocation bus live in each process: N workers
+        # would admit N times every limit.
+        print(
+            f"authsvc: --workers {args.workers} needs AUTHSVC_REDIS_URL: without Redis each "
+            "worker keeps its own rate limits and revocation state, so every limit would be "
+            f"{args.workers}x. Set AUTHSVC_REDIS_URL or run one worker.",
+            file=sys.stderr,
+        )
+        return 2
     # Workers build their settings from the environment: hand them the CLI's choices.
     os.environ["AUTHSVC_HOST"], os.environ["AUTHSVC_PORT"] = settings.host, str(settings.port)
     if settings.embedded:
-        has_operator = _run(args, _count_operator_keys)
+        has_operator = _run(args, _has_usable_operator_key)
         print(f"authsvc: embedded mode, data in {settings.data_dir.resolve()}")
         if not has_operator:
-            print("authsvc: no operator key yet; create one with:  authsvc init")
+            print("authsvc: no usable operator key; create one with:  authsvc init")
     elif _run(args, _current_revision) != migrate.head_revision():
         print(
             "authsvc: the database schema is not current; run: authsvc db upgrade", file=sys.stderr
         )
         return 2
     print(f"authsvc: listening on {settings.effective_base_url}  (OpenAPI at /schema)", flush=True)
+    if settings.base_url_guessed:
+        print(
+            f"authsvc: bound to all interfaces ({settings.host}): issuers use "
+            f"{settings.effective_base_url}; set AUTHSVC_BASE_URL to the URL clients use",
+            file=sys.stderr,
+        )
     uvicorn.run(
         "authsvc.app:app_from_env",
         factory=True,
@@ -137,6 +151,19 @@ async def _check_current(settings: Settings) -> str | None:
         return await _current_revision(services)
     finally:
         await services.aclose()
+
+
+def cmd_operator_key(args: argparse.Namespace) -> int:
+    async def go(s: Services) -> Any:
+        if args.action == "create":
+            created = await s.operators.create_key(actor="cli")
+            return {"id": created.id, "key": created.key}
+        if args.action == "list":
+            return [asdict(k) for k in await s.operators.list_keys()]
+        return asdict(await s.operators.revoke(args.key_id, actor="cli"))
+
+    _print(_run(args, go))
+    return 0
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
@@ -227,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "downgrade", "check"])
     db.add_argument("revision", nargs="?")
     db.set_defaults(func=cmd_db)
+
+    opk = sub.add_parser("operator-key", help="list, create and revoke operator keys")
+    opksub = opk.add_subparsers(dest="action", required=True)
+    opksub.add_parser("list")
+    opksub.add_parser("create", help="a new operator key, printed once")
+    opksub.add_parser("revoke", help="refused at once by running servers").add_argument("key_id")
+    opk.set_defaults(func=cmd_operator_key)
 
     tenant = sub.add_parser("tenant", help="manage tenants")
     tsub = tenant.add_subparsers(dest="action", required=True)

@@ -1,9 +1,13 @@
 """The master secret and the subkeys derived from it.
 
 The master secret comes from ``AUTHSVC_SECRET_KEY`` or, in embedded mode, from
-``<data_dir>/master.key`` (created on first start with mode 0600). It is never used directly:
+``<data_dir>/master.key`` (created on first start with mode 0600, in a 0700 directory if it
+creates the directory). It is never used directly:
 each purpose gets its own subkey through HKDF-SHA256 with a distinct ``info`` label, so a leak
 of one subkey says nothing about the others.
+
+Rotation: the former secrets (``AUTHSVC_PREVIOUS_SECRET_KEYS``) derive the same subkeys, so data
+protected under them stays readable while it is moved under the current secret.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from authsvc.private_paths import FILE_MODE, make_private_dir
 from authsvc.settings import Settings
 
 MASTER_FILE = "master.key"
@@ -28,6 +33,9 @@ def derive(master: bytes, label: str, length: int = 32) -> bytes:
     )
 
 
+KEY_HASH_LABEL = "authsvc api-key hmac v1"
+
+
 @dataclass(frozen=True, slots=True)
 class MasterSecrets:
     current: bytes
@@ -35,11 +43,18 @@ class MasterSecrets:
 
     @property
     def key_hash_secret(self) -> bytes:
+        """The subkey that hashes API and operator keys, from the current master secret."""
         return derive(self.current, KEY_HASH_LABEL)
 
     @property
-    def previous_key_hash_secrets(self) -> tuple[bytes, ...]:
-        return tuple(derive(s, KEY_HASH_LABEL) for s in self.previous)
+    def key_hash_secrets(self) -> tuple[bytes, ...]:
+        """The key-hash subkeys of the current master secret, then of each previous one.
+
+        A key stored under a previous secret's subkey still verifies (and can be re-hashed under
+        the first). A previous secret equal to the current one, or listed twice, counts once.
+        """
+        masters = dict.fromkeys((self.current, *self.previous))
+        return tuple(derive(master, KEY_HASH_LABEL) for master in masters)
 
 
 def load_master_secrets(settings: Settings) -> MasterSecrets:
@@ -51,9 +66,9 @@ def load_master_secrets(settings: Settings) -> MasterSecrets:
 
 
 def _read_or_create(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
         return path.read_text().strip().encode()
     with os.fdopen(fd, "w") as fh:

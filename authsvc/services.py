@@ -99,7 +99,8 @@ def build_services(
     master = load_master_secrets(settings)
     metrics = Metrics()
     count = metrics.count_cache
-    hasher = KeyHasher(master.key_hash_secret, master.previous_key_hash_secrets)
+    hash_secrets = master.key_hash_secrets
+    hasher = KeyHasher(hash_secrets[0], hash_secrets[1:])
 
     key_cache = KeyCache(KeyStore(db), hasher, count=count)
     tenant_cache = TenantCache(db, settings.effective_base_url, count=count)

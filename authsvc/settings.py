@@ -6,6 +6,7 @@ the application factory, and tests build :class:`Settings` directly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from authsvc.errors import ConfigurationError
 
 SigningAlg = Literal["ES256", "RS256", "EdDSA"]
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 (names the binds, does not bind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,8 @@ class Settings:
     previous_secret_keys: tuple[str, ...] = ()
     """Comma-separated former master secrets, still accepted to decrypt signing keys."""
     base_url: str | None = None
-    """Public base URL, the issuer prefix. Unset: ``http://<host>:<port>`` of ``serve``."""
+    """Public base URL, the issuer prefix. Unset: ``http://<host>:<port>`` of ``serve``, the host
+    as given (IPv6 in brackets; ``localhost`` for the wildcards ``0.0.0.0`` and ``::``)."""
     host: str = "127.0.0.1"
     port: int = 8000
     revocation_poll_s: float = 2.0
@@ -66,10 +69,22 @@ class Settings:
 
     @property
     def effective_base_url(self) -> str:
+        """``AUTHSVC_BASE_URL``, else ``http://<host>:<port>`` with the host as given.
+
+        Issuers derive from it and RFC 8414 §3.3 wants the issuer identical to the URL a client
+        was configured with, so a bound address is kept as typed (``127.0.0.1`` stays
+        ``127.0.0.1``). A wildcard bind has no address a client could use: it becomes
+        ``localhost``, the one name that reaches the server from its own machine, and ``serve``
+        says that this is a guess (:attr:`base_url_guessed`).
+        """
         if self.base_url:
             return self.base_url.rstrip("/")
-        host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host  # noqa: S104
-        return f"http://{host}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
+
+    @property
+    def base_url_guessed(self) -> bool:
+        """No ``AUTHSVC_BASE_URL`` and a wildcard bind: the issuer base is ``localhost``."""
+        return not self.base_url and self.host in WILDCARD_HOSTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -99,6 +114,20 @@ class Settings:
             raise ConfigurationError("AUTHSVC_REVOCATION_POLL_S must be positive.")
         if self.signing_alg not in ("ES256", "RS256", "EdDSA"):
             raise ConfigurationError("AUTHSVC_SIGNING_ALG must be ES256, RS256 or EdDSA.")
+
+
+def url_host(host: str) -> str:
+    """``host`` as the host part of a URL: IPv6 literals bracketed, wildcards as ``localhost``."""
+    if host in WILDCARD_HOSTS:
+        return "localhost"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name, or already bracketed
+    if address.version == 6:
+        # RFC 3986 §3.2.2: IP-literal in brackets; RFC 6874 §2: "%" before a zone id as "%25".
+        return "[" + host.replace("%", "%25") + "]"
+    return host
 
 
 def _coerce(name: str, type_: Any, raw: str) -> Any:

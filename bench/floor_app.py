@@ -1,6 +1,6 @@
 """ASGI factory for the benchmarks: the authsvc app plus a no-op route, the framework floor.
 
-``GET /bench/noop`` goes through the same server, workers, middleware (URI limit, metrics,
+``GET /bench/noop`` goes through the same server, workers, middleware (request-head limits, metrics,
 CORS) and exception handlers as every authsvc endpoint, so its throughput is the ceiling any
 authsvc endpoint could reach in that configuration. Serve it exactly like authsvc::
 

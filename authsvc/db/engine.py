@@ -1,22 +1,49 @@
-"""Engine and session factories for PostgreSQL (asyncpg) and embedded SQLite (aiosqlite)."""
+"""Engine and session factories for PostgreSQL (asyncpg) and embedded SQLite (aiosqlite).
+
+A SQLite database file is created by :func:`prepare_sqlite_file` (mode 0600, in a 0700
+directory if it creates one) before any engine or migration opens it; see
+:mod:`authsvc.private_paths`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from authsvc.private_paths import create_private_file, make_private_dir
 from authsvc.settings import Settings
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; ``None`` for other backends and in-memory databases."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None  # SQLite URI filename: its path and mode are the caller's business
+    return Path(database)
+
+
+def prepare_sqlite_file(url: str) -> None:
+    """Create the SQLite file of ``url`` private (0600) before SQLite creates it 0644."""
+    path = sqlite_file(url)
+    if path is not None:
+        make_private_dir(path.parent)
+        create_private_file(path)
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

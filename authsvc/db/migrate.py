@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from authsvc.db.engine import prepare_sqlite_file
 from authsvc.db.models import Base
 
 
@@ -49,10 +50,12 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    prepare_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
+    prepare_sqlite_file(url)
     command.downgrade(alembic_config(url), revision)
 
 

@@ -7,7 +7,9 @@ mistyped or truncated key is refused before any lookup.
 
 At rest only ``HMAC-SHA256(subkey, key)`` is kept: a database dump cannot be replayed, and
 unlike a slow password hash, a lookup costs microseconds (the key has 128 bits of entropy, so
-stretching adds nothing). ``start`` (prefix and 6 characters) is kept for display.
+stretching adds nothing). ``start`` (prefix and 6 characters) is kept for display. While the
+master secret rotates, a key is looked up by its hashes under the current and the previous
+secrets (:func:`key_hashes`) and stored again under the current one.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def looks_like_key(token: str) -> bool:
 
 def key_hash(key: str, secret: bytes) -> str:
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+def key_hashes(key: str, secrets: Sequence[bytes]) -> tuple[str, ...]:
+    """:func:`key_hash` under each secret, in order (the current secret first)."""
+    return tuple(key_hash(key, secret) for secret in secrets)
 
 
 class KeyHasher:

@@ -201,6 +201,30 @@ async def test_overlong_uri_returns_414(client: Client, admin_key: str) -> None:
     assert r.status_code == 414
 
 
+@pytest.mark.parametrize(("over", "status"), [(0, 200), (1, 431), (48 * 1024, 431)])
+async def test_header_block_over_16_kib_returns_431_headers_too_large(
+    client: Client, over: int, status: int
+) -> None:
+    def wire_bytes(request: httpx.Request) -> int:
+        return sum(
+            len(name) + len(b": ") + len(value) + len(b"\r\n")
+            for name, value in request.headers.raw
+        )
+
+    def padded(pad: int) -> httpx.Request:
+        return client.build_request("GET", "/healthz", headers={"X-Pad": "p" * pad})
+
+    request = padded(16 * 1024 - wire_bytes(padded(0)) + over)
+    assert wire_bytes(request) == 16 * 1024 + over
+    r = await client.send(request)
+    assert r.status_code == status
+    if status == 431:
+        assert r.json() == {
+            "error": "The request header fields are too large.",
+            "code": "HEADERS_TOO_LARGE",
+        }
+
+
 async def test_patch_changes_fields_and_can_clear_expiry(client: Client, admin_key: str) -> None:
     k = await new_key(client, admin_key, ["PIPES:READ:a"], expires_at="2099-01-01T00:00:00Z")
     r = await client.patch(

@@ -5,14 +5,15 @@ Postgres with ``AUTHSVC_DATABASE_URL``."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET
-from tests.server import clean_env, cli, running_server
+from tests.conftest import REDIS_URL, TEST_SECRET
+from tests.server import clean_env, cli, free_port, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +66,34 @@ def test_serve_with_no_settings_creates_data_dir_and_secret_file(tmp_path: Path)
         operator_key = json.loads(out.stdout)["operator_key"]
         assert operator_key.startswith("aso_")
         _tour(base, operator_key)
+
+
+def test_embedded_data_dir_is_0700_and_its_files_0600(tmp_path: Path) -> None:
+    env = clean_env()
+    umask = os.umask(0o022)  # the usual default, under which SQLite would create files 0644
+    try:
+        with running_server(tmp_path, env) as (base, _):
+            out = cli("init", "--json", cwd=tmp_path, env=env)
+            assert out.returncode == 0, out.stderr
+            operator = json.loads(out.stdout)["operator_key"]
+            # The server's pooled connection keeps the WAL and shared-memory files open.
+            r = httpx.post(
+                f"{base}/v1/tenants",
+                json={"name": "Modes"},
+                headers={"Authorization": f"Bearer {operator}"},
+            )
+            assert r.status_code == 201, r.text
+            data = tmp_path / ".authsvc"
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [data, *data.iterdir()]}
+    finally:
+        os.umask(umask)
+    assert modes == {
+        ".authsvc": 0o700,
+        "authsvc.db": 0o600,
+        "authsvc.db-wal": 0o600,
+        "authsvc.db-shm": 0o600,
+        "master.key": 0o600,
+    }
 
 
 def test_init_without_json_prints_key_once_and_a_next_step(tmp_path: Path) -> None:
@@ -159,3 +188,102 @@ def test_cli_rotates_signing_keys_and_revokes_tokens(tmp_path: Path) -> None:
     out = cli("token", "revoke", "initech", cwd=tmp_path, env=env)
     assert out.returncode == 1
     assert "exactly one" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {
+            "AUTHSVC_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/never_reached",
+            "AUTHSVC_SECRET_KEY": TEST_SECRET,
+        },
+    ],
+    ids=["sqlite", "postgres"],
+)
+def test_serve_with_several_workers_and_no_redis_exits_2_before_starting(
+    tmp_path: Path, extra: dict[str, str]
+) -> None:
+    port = str(free_port())
+    out = cli("serve", "--port", port, "--workers", "2", cwd=tmp_path, env=clean_env(extra))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "AUTHSVC_REDIS_URL" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / ".authsvc").exists()
+
+
+def test_serve_with_several_workers_and_redis_shares_one_limit(tmp_path: Path) -> None:
+    env = clean_env({"AUTHSVC_REDIS_URL": REDIS_URL})
+    with running_server(tmp_path, env, args=("--workers", "2")) as (base, _):
+        operator = json.loads(cli("init", "--json", cwd=tmp_path, env=env).stdout)["operator_key"]
+        r = httpx.post(
+            f"{base}/v1/tenants",
+            json={"name": "Workers"},
+            headers={"Authorization": f"Bearer {operator}"},
+        )
+        assert r.status_code == 201, r.text
+        admin = {"Authorization": f"Bearer {r.json()['admin_key']['key']}"}
+        r = httpx.post(
+            f"{base}/v1/keys",
+            json={
+                "name": "reader",
+                "scopes": ["KEYS:READ"],
+                "ratelimits": [{"name": "mgmt", "limit": 5, "period_s": 60}],
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        reader = {"Authorization": f"Bearer {r.json()['key']}"}
+        # A new connection per request, so both workers take some of them.
+        statuses = [httpx.get(f"{base}/v1/keys", headers=reader).status_code for _ in range(12)]
+        assert sorted(statuses) == [200] * 5 + [429] * 7
+
+
+def test_default_issuer_keeps_the_loopback_address_serve_was_given(tmp_path: Path) -> None:
+    env = clean_env()
+    with running_server(tmp_path, env, args=("--host", "127.0.0.1")) as (base, _):
+        assert base.startswith("http://127.0.0.1:")
+        operator = json.loads(cli("init", "--json", cwd=tmp_path, env=env).stdout)["operator_key"]
+        r = httpx.post(
+            f"{base}/v1/tenants",
+            json={"name": "Issuer", "slug": "issuer"},
+            headers={"Authorization": f"Bearer {operator}"},
+        )
+        assert r.status_code == 201, r.text
+        r = httpx.get(f"{base}/.well-known/oauth-authorization-server/t/issuer")
+        assert r.status_code == 200, r.text
+        # RFC 8414 §3.3: the issuer must be identical to the one the client was configured with.
+        assert r.json()["issuer"] == f"{base}/t/issuer"
+
+
+def test_operator_key_revoked_by_cli_is_refused_by_the_running_server(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    extra: dict[str, str] = {}
+    if backend == "postgres":
+        extra = {
+            "AUTHSVC_DATABASE_URL": request.getfixturevalue("pg_url"),
+            "AUTHSVC_SECRET_KEY": TEST_SECRET,
+        }
+    env = clean_env(extra)
+    with running_server(tmp_path, env) as (base, _):
+        out = cli("operator-key", "create", cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        created = json.loads(out.stdout)
+        auth = {"Authorization": f"Bearer {created['key']}"}
+        r = httpx.post(f"{base}/v1/tenants", json={"name": "Before"}, headers=auth)
+        assert r.status_code == 201, r.text
+        out = cli("operator-key", "revoke", created["id"], cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["revoked_at"] is not None
+        r = httpx.post(f"{base}/v1/tenants", json={"name": "After"}, headers=auth)
+        assert r.status_code == 401, r.text
+    listed = json.loads(cli("operator-key", "list", cwd=tmp_path, env=env).stdout)
+    mine = [k for k in listed if k["id"] == created["id"]]
+    assert len(mine) == 1
+    assert set(mine[0]) == {"id", "start", "created_at", "revoked_at"}
+    assert mine[0]["start"] == created["key"][:10]
+    assert mine[0]["revoked_at"] is not None
+    out = cli("operator-key", "revoke", "opk_unknown", cwd=tmp_path, env=env)
+    assert out.returncode == 1
+    assert "NOT_FOUND" in out.stderr

@@ -49,3 +49,16 @@ def test_hash_is_keyed() -> None:
 def test_display_start_is_prefix_and_six_chars() -> None:
     key = secret.generate()
     assert secret.display_start(key) == key[:10]
+
+
+@given(st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=4, unique=True))
+def test_key_hashes_are_key_hash_under_each_secret_in_order(secrets: list[bytes]) -> None:
+    key = secret.generate("operator")
+    hashes = secret.key_hashes(key, secrets)
+    assert hashes == tuple(secret.key_hash(key, s) for s in secrets)
+    assert hashes[0] == secret.key_hash(key, secrets[0])
+    assert len(set(hashes)) == len(secrets)
+
+
+def test_key_hashes_of_no_secret_is_empty() -> None:
+    assert secret.key_hashes(secret.generate(), []) == ()

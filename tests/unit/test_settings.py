@@ -13,7 +13,36 @@ def test_empty_environment_gives_embedded_defaults() -> None:
     s = Settings.from_env({})
     assert s.embedded
     assert s.effective_database_url.startswith("sqlite+aiosqlite:///")
-    assert s.effective_base_url == "http://localhost:8000"
+    assert s.effective_base_url == "http://127.0.0.1:8000"
+    assert not s.base_url_guessed
+
+
+@pytest.mark.parametrize(
+    ("host", "base", "guessed"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:9000", False),
+        ("localhost", "http://localhost:9000", False),
+        ("10.1.2.3", "http://10.1.2.3:9000", False),
+        ("auth.internal", "http://auth.internal:9000", False),
+        ("::1", "http://[::1]:9000", False),
+        ("2001:db8::7", "http://[2001:db8::7]:9000", False),
+        ("fe80::1%eth0", "http://[fe80::1%25eth0]:9000", False),
+        ("0.0.0.0", "http://localhost:9000", True),  # noqa: S104
+        ("::", "http://localhost:9000", True),
+    ],
+)
+def test_default_base_url_keeps_the_bound_host_and_brackets_ipv6(
+    host: str, base: str, guessed: bool
+) -> None:
+    s = Settings(host=host, port=9000)
+    assert s.effective_base_url == base
+    assert s.base_url_guessed is guessed
+
+
+def test_base_url_setting_wins_over_a_wildcard_bind() -> None:
+    s = Settings.from_env({"AUTHSVC_BASE_URL": "https://auth.example.com/", "AUTHSVC_HOST": "::"})
+    assert s.effective_base_url == "https://auth.example.com"
+    assert not s.base_url_guessed
 
 
 def test_environment_values_are_typed() -> None:
