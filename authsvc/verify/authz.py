@@ -44,7 +44,7 @@ from authsvc.scopes import Scope, find_grant
 from authsvc.tenants.policy import TenantCache
 from authsvc.verify.controller import VERIFY_SCOPE, scope_of
 from authsvc.verify.service import VerifyService
-from authsvc.verify.uri import PathRefused, query_token, scope_from_uri
+from authsvc.verify.uri import Refused, query_token, required_scope, uri_after_prefix
 from authsvc.verify.verdict import Verdict
 from authsvc.web.auth import bearer_token
 
@@ -77,11 +77,9 @@ def _original_uri(request: Request[Any, Any, Any], path_mode: bool) -> str | Non
     uri = request.headers.get("x-original-uri") or request.headers.get("x-forwarded-uri")
     if uri:
         return uri
-    if path_mode:
+    if path_mode:  # Envoy's path_prefix: the raw path after the prefix, never the decoded one
         raw = request.scope.get("raw_path") or b""
-        rest = raw[len(PREFIX) :].decode("latin-1")
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        return "/" + rest.lstrip("/") + (f"?{query}" if query else "")
+        return uri_after_prefix(raw, request.scope.get("query_string", b""), PREFIX)
     return None
 
 
@@ -110,9 +108,9 @@ def _scope(request: Request[Any, Any, Any], uri: str | None) -> Scope:
             return scope_of(explicit)
         except InvalidScope:
             raise GatewayDenial(Code.FORBIDDEN, "X-Authsvc-Scope is not a scope.") from None
-    derived = scope_from_uri(uri or "")
-    if isinstance(derived, PathRefused):
-        raise GatewayDenial(Code.FORBIDDEN, f"The request path is refused: {derived.reason}.")
+    derived = required_scope(uri or "")
+    if isinstance(derived, Refused):
+        raise GatewayDenial(Code.FORBIDDEN, derived.message)
     if derived is None:
         raise GatewayDenial(Code.FORBIDDEN, "No scope could be determined for this request.")
     return derived

@@ -2,14 +2,18 @@
 of a tiny upstream, every request checked by a real `authsvc serve` (embedded mode).
 
 Skipped only when nginx is not installed (Debian: nginx-light; scripts/bootstrap installs it).
+The config needs the headers-more module (libnginx-mod-http-headers-more-filter, also installed
+by scripts/bootstrap): without it `nginx -t` fails and so do these tests.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -28,6 +32,18 @@ ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
 )
+HEADERS_MORE = next(
+    (
+        p
+        for p in (
+            "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so",
+            "/usr/lib64/nginx/modules/ngx_http_headers_more_filter_module.so",
+            "/usr/share/nginx/modules/ngx_http_headers_more_filter_module.so",
+        )
+        if os.path.exists(p)
+    ),
+    None,
+)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get nginx-light)"),
@@ -40,6 +56,7 @@ class Upstream:
 
     port: int
     seen: list[dict[str, str]] = field(default_factory=list)
+    raw: list[list[tuple[str, str]]] = field(default_factory=list)
 
 
 def start_upstream() -> tuple[Upstream, ThreadingHTTPServer]:
@@ -49,6 +66,7 @@ def start_upstream() -> tuple[Upstream, ThreadingHTTPServer]:
         def do_GET(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
             upstream.seen.append(headers | {"path": self.path})
+            upstream.raw.append(list(self.headers.items()))
             body = json.dumps({"ok": True, "path": self.path}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -77,7 +95,8 @@ def nginx_conf(tmp: Path, *, listen: int, authsvc: str, data_api: str, gateway_k
     for d in ("client", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp / d).mkdir(exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
-    main = f"""{user}worker_processes 1;
+    module = f"load_module {HEADERS_MORE};\n" if HEADERS_MORE else ""
+    main = f"""{module}{user}worker_processes 1;
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
@@ -102,8 +121,11 @@ class Stack:
     url: str
     upstream: Upstream
     reader: str
+    reader_id: str
+    public_reader: str
     limited: str
     tenant_slug: str
+    tenant_id: str
 
 
 @pytest.fixture(scope="module")
@@ -117,18 +139,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         created = httpx.post(f"{base}/v1/tenants", json={"name": "Edge"}, headers=h).json()
         admin = {"Authorization": f"Bearer {created['admin_key']['key']}"}
 
-        def key(scopes: list[Any], **extra: Any) -> str:
+        def key(scopes: list[Any], **extra: Any) -> dict[str, Any]:
             r = httpx.post(
                 f"{base}/v1/keys", json={"name": "k", "scopes": scopes, **extra}, headers=admin
             )
             assert r.status_code == 201, r.text
-            return str(r.json()["key"])
+            return dict(r.json())
 
-        gateway = key(["TOKENS:VERIFY"])
+        gateway = key(["TOKENS:VERIFY"])["key"]
         reader = key([{"scope": "PIPES:READ:orders", "fixed_params": {"org_id": 42}}])
+        public_reader = key(["PIPES:READ:public"])["key"]
         limited = key(
             ["PIPES:READ:*"], ratelimits=[{"name": "per_min", "limit": 2, "period_s": 60}]
-        )
+        )["key"]
         listen = free_port()
         conf = nginx_conf(
             tmp,
@@ -144,7 +167,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             text=True,
             check=False,
         )
-        assert check.returncode == 0, check.stderr
+        assert check.returncode == 0, (
+            f"{check.stderr}\n(more_clear_input_headers needs the headers-more module: "
+            "apt-get install libnginx-mod-http-headers-more-filter, as scripts/bootstrap does)"
+        )
         proc = subprocess.Popen(
             [NGINX, "-c", str(conf), "-e", str(tmp / "error.log")],
             stdout=subprocess.DEVNULL,
@@ -161,7 +187,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     if proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError("nginx did not start") from None
                     time.sleep(0.05)
-            yield Stack(url, upstream, reader, limited, created["tenant"]["slug"])
+            yield Stack(
+                url,
+                upstream,
+                reader["key"],
+                reader["id"],
+                public_reader,
+                limited,
+                created["tenant"]["slug"],
+                created["tenant"]["id"],
+            )
         finally:
             proc.send_signal(signal.SIGQUIT)
             try:
@@ -233,3 +268,98 @@ def test_nginx_over_limit_returns_429_with_retry_after(stack: Stack) -> None:
     assert 1 <= int(r.headers["Retry-After"]) <= 30
     assert r.headers["X-RateLimit-Remaining"] == "0"
     assert "RateLimit" in r.headers
+
+
+AUTHORITATIVE = {
+    "x-authsvc-tenant",
+    "x-authsvc-tenant-id",
+    "x-authsvc-sub",
+    "x-authsvc-key-id",
+    "x-authsvc-fixed-params",
+}
+FORGED = [
+    ("X-Authsvc-Tenant", "forged-tenant"),
+    ("x-authsvc-tenant", "forged-tenant-lower"),
+    ("X-Authsvc-Tenant-Id", "forged-tenant-id"),
+    ("X-Authsvc-Key-Id", "forged-key-id"),
+    ("X-AUTHSVC-KEY-ID", "forged-key-id-upper"),
+    ("X-Authsvc-Sub", "forged-sub"),
+    ("X-Authsvc-Fixed-Params", '{"org_id": 1}'),
+    ("x-authsvc-foo", "forged-foo"),
+    ("X-Authsvc-Code", "forged-code"),
+    ("X_Authsvc_Tenant", "forged-underscore"),
+    ("X_Authsvc_Tenant_Id", "forged-underscore-id"),
+    ("x_authsvc_key_id", "forged-underscore-key"),
+    ("X-Authsvc_Sub", "forged-mixed"),
+    ("X.Authsvc.Tenant", "forged-dots"),
+]
+ALIAS = re.compile(r"x[^a-z0-9]authsvc[^a-z0-9]")
+
+
+def test_nginx_upstream_sees_only_authsvc_identity_headers_never_forged_ones(
+    stack: Stack,
+) -> None:
+    before = len(stack.upstream.raw)
+    headers = [("Authorization", f"Bearer {stack.reader}"), *FORGED]
+    r = httpx.get(f"{stack.url}/v0/pipes/orders.json", headers=headers)
+    assert r.status_code == 200, r.text
+    assert len(stack.upstream.raw) == before + 1
+    received = stack.upstream.raw[before]
+    aliased = [(k.lower(), v) for k, v in received if ALIAS.match(k.lower())]
+    assert sorted(k for k, _ in aliased) == sorted(AUTHORITATIVE)
+    values = dict(aliased)
+    assert values["x-authsvc-tenant"] == stack.tenant_slug
+    assert values["x-authsvc-tenant-id"] == stack.tenant_id
+    assert values["x-authsvc-key-id"] == stack.reader_id
+    assert values["x-authsvc-sub"].startswith("key_")
+    assert json.loads(values["x-authsvc-fixed-params"]) == {"org_id": 42}
+    assert not [v for _, v in received if "forged" in v or '"org_id": 1' in v]
+
+
+def test_nginx_forged_check_headers_in_any_spelling_do_not_widen_the_check(stack: Stack) -> None:
+    before = len(stack.upstream.raw)
+    for name in ("X-Authsvc-Scope", "X-AUTHSVC-SCOPE", "x_authsvc_scope", "X.Authsvc.Scope"):
+        headers = {**bearer(stack.reader), name: "PIPES:READ:users", "X-Authsvc-Key": "garbage"}
+        r = httpx.get(f"{stack.url}/v0/pipes/users.json", headers=headers)
+        assert r.status_code == 403, (name, r.status_code)
+    assert len(stack.upstream.raw) == before
+
+
+def raw_get(url: str, target: str, headers: dict[str, str]) -> int:
+    """One HTTP/1.1 GET with the request target sent byte for byte (clients normalise paths)."""
+    host, port = url.removeprefix("http://").split(":")
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status_line = sock.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
+ENCODED_PATH_ATTACKS = [
+    "/v0/pipes/public.json%3F/../secret.json",
+    "/v0/pipes/public.json%3f/../secret.json",
+    "/v0/pipes/public.json%23/../secret.json",
+    "/v0/pipes/public.json%3F/%2e%2e/secret.json",
+    "/v0/pipes/public.json%252F..%252Fsecret.json",
+    "/v0/pipes/public%252Ejson",
+    "/v0/pipes/public.json%2F..%2Fsecret.json",
+    "/v0/pipes/public.json%5C..%5Csecret.json",
+    "/v0/pipes/public.json/..;/secret.json",
+    "/v0/pipes/public.json/%2e%2e/secret.json",
+    "/v0//pipes/public.json%3F/../secret.json",
+    "//v0/pipes/public.json",
+    "/v0/pipes/public.json%00/../secret.json",
+]
+
+
+def test_nginx_encoded_path_attacks_never_reach_the_upstream(stack: Stack) -> None:
+    token = {"Authorization": f"Bearer {stack.public_reader}"}
+    before = len(stack.upstream.seen)
+    assert raw_get(stack.url, "/v0/pipes/public.json", token) == 200
+    assert len(stack.upstream.seen) == before + 1
+    for target in ENCODED_PATH_ATTACKS:
+        status = raw_get(stack.url, target, token)
+        assert status in (400, 403, 404), (target, status)
+    reached = [seen["path"] for seen in stack.upstream.seen[before + 1 :]]
+    assert reached == []
