@@ -299,7 +299,7 @@ def publish(idp: IdpServer, jwks: object, **reply: object) -> None:
     idp.routes["/realms/acme/.well-known/openid-configuration"] = Reply.json(
         {"issuer": issuer, "jwks_uri": idp.url("/realms/acme/certs")}
     )
-    idp.routes["/realms/acme/certs"] = Reply.json(jwks, **reply)  # type: ignore[arg-type]
+    idp.routes["/realms/acme/certs"] = Reply.json(jwks, **reply)
 
 
 def jwks_requests(idp: IdpServer) -> int:

@@ -19,6 +19,7 @@ from authsvc.issuers.mapping import (
     MAX_SUBJECT,
     ClaimRefused,
     GrantTemplate,
+    RefusalReason,
     map_grants,
     parse_grant_templates,
     parse_subject_claim,
@@ -162,7 +163,7 @@ def test_claims_fill_the_placeholders() -> None:
     ],
 )
 def test_an_unusable_claim_refuses_the_exchange_naming_the_reference(
-    claims: dict[str, Any], reason: str
+    claims: dict[str, Any], reason: RefusalReason
 ) -> None:
     result = map_grants(TEMPLATES, claims)
     assert result == ClaimRefused("org_id", reason)
@@ -182,7 +183,7 @@ def test_a_pointer_refusal_names_the_pointer() -> None:
 
 
 def test_mapped_lists_are_copies_of_the_claims() -> None:
-    claims = {"org_id": 1, "groups": ["a"]}
+    claims: dict[str, Any] = {"org_id": 1, "groups": ["a"]}
     grants = map_grants(TEMPLATES, claims)
     assert not isinstance(grants, ClaimRefused)
     claims["groups"].append("b")
@@ -214,7 +215,9 @@ def test_the_subject_may_come_from_a_pointer() -> None:
         ({"sub": "x" * (MAX_SUBJECT + 1)}, "wrong_type"),
     ],
 )
-def test_an_unusable_subject_refuses_the_exchange(claims: dict[str, Any], reason: str) -> None:
+def test_an_unusable_subject_refuses_the_exchange(
+    claims: dict[str, Any], reason: RefusalReason
+) -> None:
     assert subject_of(claims, parse_subject_claim(None)) == ClaimRefused("sub", reason)
 
 
@@ -278,7 +281,7 @@ def place(claims: dict[str, Any], ref: str, value: Any) -> None:
 @st.composite
 def templates_and_claims(draw: st.DrawFn) -> tuple[tuple[GrantTemplate, ...], dict[str, Any]]:
     resources = draw(st.lists(names, min_size=1, max_size=3, unique=True))
-    grants = []
+    grants: list[dict[str, Any]] = []
     for resource in resources:
         params = draw(
             st.dictionaries(

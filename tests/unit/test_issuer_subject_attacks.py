@@ -289,11 +289,12 @@ async def test_an_unknown_kid_is_looked_up_once_and_refused(idp: Idp, keys: Keys
 async def test_a_token_signed_by_another_key_under_our_kid_is_refused(
     idp: Idp, attacker: Keys
 ) -> None:
-    for alg, kid, key in [
+    cases: list[tuple[str, str, PrivateKey]] = [
         ("ES256", "ec-1", attacker.ec),
         ("RS256", "rsa-1", attacker.rsa),
         ("EdDSA", "ed-1", attacker.ed),
-    ]:
+    ]
+    for alg, kid, key in cases:
         token = sign(idp.header(alg, kid), idp.claims(), key, alg)
         expect(await idp.verify(token), "INVALID_SIGNATURE")
 
@@ -490,7 +491,7 @@ async def test_other_token_types_are_refused(idp: Idp, typ: Any) -> None:
 
 
 async def test_an_untyped_logout_token_is_refused_by_its_events_claim(idp: Idp) -> None:
-    events = {"http://schemas.openid.net/event/backchannel-logout": {}}
+    events: dict[str, Any] = {"http://schemas.openid.net/event/backchannel-logout": {}}
     token = idp.mint(header=idp.header("ES256", "ec-1", typ=...), events=events)
     result = expect(await idp.verify(token), "MALFORMED")
     assert result.reason == "security event tokens are not accepted"

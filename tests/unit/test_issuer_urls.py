@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from authsvc.issuers.fetch import (
     FetchError,
     JsonFetcher,
+    Resolver,
     check_issuer_url,
     check_jwks_url,
     is_public_address,
@@ -111,7 +112,7 @@ def test_rfc1918_loopback_and_link_local_are_never_public(v4: ipaddress.IPv4Addr
         assert not is_public_address(v4)
 
 
-def dns(answer: Sequence[str]) -> tuple[list[str], object]:
+def dns(answer: Sequence[str]) -> tuple[list[str], Resolver]:
     asked: list[str] = []
 
     async def resolve(host: str, port: int) -> Sequence[str]:
