@@ -23,6 +23,7 @@ import pytest
 
 from authsvc.signing.crypto import (
     ALGORITHMS,
+    Alg,
     generate_private_key,
     load_private_key,
     new_kid,
@@ -150,7 +151,7 @@ def test_node_jose_verifies_every_encoded_token_to_exactly_the_claims() -> None:
         key, kid = load_private_key(generate_private_key(alg)), new_kid()
         signers[alg] = JwsSigner(key, kid=kid, alg=alg)
         jwks.append(public_jwk(key, kid=kid, alg=alg))
-    expected: list[tuple[str, dict[str, Any]]] = [
+    expected: list[tuple[Alg, dict[str, Any]]] = [
         (alg, claims) for alg in ALGORITHMS for claims in claim_sets(now)
     ]
     tokens = [sign_access_token(claims, signers[alg]) for alg, claims in expected]
