@@ -264,7 +264,7 @@ def sign_access_token(claims: Mapping[str, Any], signer: JwsSigner) -> str:
     payload = _encode_json(claims if type(claims) is dict else dict(claims))
     if b"null" in payload and _has_non_finite(claims):  # a real null needs no walk
         raise ValueError("claims must be JSON: NaN and Infinity are not numbers (RFC 8259 §6)")
-    return signer.sign(payload)  # RFC 7519 §7.1 step 5: a JWS with the Message as payload
+    return signer.sign(payload)  # RFC 7519 §7.1 step 4: a JWS with the Message as payload
 
 
 def encode_access_token(
