@@ -14,7 +14,9 @@ fails (database down) the previous set keeps serving.
 
 Signer
 ------
-The active private key of a tenant, decrypted once and kept for ``signer_ttl_s`` (60 s).
+The active private key of a tenant, decrypted once and kept for ``signer_ttl_s`` (60 s),
+with its :class:`~authsvc.signing.jws.JwsSigner` (the encoded header and the signature
+function, prepared once per key, so a mint only encodes the claims and signs).
 Another instance may rotate meanwhile; this one then signs with the now retired key for at
 most that long, which is why a retired key stays published until every token it may still
 sign has expired (see :mod:`authsvc.signing.service`). A local rotation drops the entry at once.
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -42,6 +44,7 @@ from authsvc.db.models import SigningKey
 from authsvc.revocation.events import RevocationEvent
 from authsvc.signing import crypto
 from authsvc.signing.crypto import Alg, ResolvedKey, SigningPrivateKey
+from authsvc.signing.jws import JwsSigner
 
 NEXT, ACTIVE, RETIRED = "next", "active", "retired"
 PUBLISHED = (NEXT, ACTIVE, RETIRED)
@@ -83,6 +86,11 @@ class Signer:
     kid: str
     alg: Alg
     private_key: SigningPrivateKey
+    jws: JwsSigner = field(init=False, repr=False, compare=False)
+    """Signs with this key: pass it to :func:`authsvc.tokens.jwt.sign_access_token`."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "jws", JwsSigner(self.private_key, kid=self.kid, alg=self.alg))
 
 
 @dataclass(frozen=True, slots=True)

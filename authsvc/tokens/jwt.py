@@ -1,5 +1,13 @@
 """RFC 9068 access tokens: the encoder and the one verification function.
 
+Encoding (:func:`sign_access_token`) serialises the claims once with ``msgspec`` (compact
+UTF-8 JSON, members in the mapping's order) and hands the octets to a
+:class:`~authsvc.signing.jws.JwsSigner`, which holds the key, the encoded header and the
+signature function, built once per key (the keyring keeps one per tenant). Per token that is
+one JSON encoding, two base64url encodings and one signature. :func:`encode_access_token`
+builds a throwaway signer for one-off tokens. A non-finite float is refused rather than
+encoded: ``msgspec`` writes NaN and Infinity as ``null``, which would change the claim.
+
 :func:`verify_access_token` is the only place a JWT is accepted. It never raises for any
 token value: a denial is data, a :class:`Rejected` with a stable ``code`` and a short
 ``reason`` that never echoes token content. It raises only for caller bugs (a leeway above
@@ -61,7 +69,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
-import jwt as pyjwt
+import msgspec
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from authsvc.clock import MAX_CLOCK_SKEW_S
@@ -70,8 +78,8 @@ from authsvc.signing.crypto import (
     Alg,
     ResolvedKey,
     SigningPrivateKey,
-    alg_of_key,
 )
+from authsvc.signing.jws import HEADER_TYP, KID_PATTERN, JwsSigner
 
 __all__ = [
     "MAX_LEEWAY_S",
@@ -83,14 +91,16 @@ __all__ = [
     "Verified",
     "VerifyResult",
     "encode_access_token",
+    "sign_access_token",
     "unverified_kid",
     "verify_access_token",
 ]
 
-TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (a media type, RFC 9068 §2.1)
+TOKEN_TYPE: Final = HEADER_TYP  # RFC 9068 §2.1
 MAX_LEEWAY_S: Final = MAX_CLOCK_SKEW_S
 # RFC 9068 §2.2: every one of these is REQUIRED in a JWT access token.
 REQUIRED_CLAIMS: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+_REQUIRED_SET: Final = frozenset(REQUIRED_CLAIMS)
 
 RejectCode: TypeAlias = Literal["MALFORMED", "INVALID_SIGNATURE", "EXPIRED"]
 
@@ -103,7 +113,7 @@ _VERIFIERS: Final[Mapping[str, Algorithm]] = {
 # token reaches the alg check and is reported as what it is.
 _COMPACT: Final = re.compile(rb"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
 _B64URL: Final = re.compile(rb"[A-Za-z0-9_-]+")
-_KID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_KID: Final = KID_PATTERN
 # Canonical base64url (RFC 4648 §3.5): the unused low bits of the last char must be zero,
 # otherwise several strings would decode to the same bytes (a malleable token string).
 _LAST_CHAR_OK: Final = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
@@ -192,6 +202,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError("NaN and Infinity are not JSON")  # would defeat every time comparison
 
 
+_encode_json: Final = msgspec.json.encode
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_object_hook, parse_constant=_reject_constant)
 
 
@@ -239,27 +250,43 @@ def _check_arguments(
 # --------------------------------------------------------------------------- encoder
 
 
+def sign_access_token(claims: Mapping[str, Any], signer: JwsSigner) -> str:
+    """Sign ``claims`` as an RFC 9068 access token with a signer prepared for its key.
+
+    ``ValueError`` if a claim required by RFC 9068 §2.2 is missing, or a claim is not JSON
+    (a NaN or infinite float, a string with a lone surrogate).
+    """
+    if not claims.keys() >= _REQUIRED_SET:
+        missing = [name for name in REQUIRED_CLAIMS if name not in claims]
+        raise ValueError(f"missing required claims: {', '.join(missing)}")
+    # RFC 7519 §7.1 steps 1-2: the Message is the UTF-8 of the claims set, here compact JSON
+    # (RFC 8259 §8.1) with the members in the mapping's order and non-ASCII left unescaped.
+    payload = _encode_json(claims if type(claims) is dict else dict(claims))
+    if b"null" in payload and _has_non_finite(claims):  # a real null needs no walk
+        raise ValueError("claims must be JSON: NaN and Infinity are not numbers (RFC 8259 §6)")
+    return signer.sign(payload)  # RFC 7519 §7.1 step 4: a JWS with the Message as payload
+
+
 def encode_access_token(
     claims: Mapping[str, Any], *, private_key: SigningPrivateKey, kid: str, alg: Alg
 ) -> str:
     """Sign ``claims`` as an RFC 9068 access token with header ``{alg, kid, typ: at+jwt}``.
 
-    ``ValueError`` if the key does not belong to ``alg``, the kid is not of our alphabet, or
-    a claim required by RFC 9068 §2.2 is missing.
+    Builds a signer for this one token; whatever signs repeatedly with the same key keeps a
+    :class:`JwsSigner` and calls :func:`sign_access_token`. ``ValueError`` if the key does not
+    belong to ``alg``, the kid is not of our alphabet, or :func:`sign_access_token` refuses.
     """
-    if alg not in ALGORITHMS or alg_of_key(private_key) != alg:
-        raise ValueError("the private key does not match the algorithm")
-    if not isinstance(kid, str) or not _KID.fullmatch(kid):
-        raise ValueError("kid must be 1-64 characters of [A-Za-z0-9_-]")
-    missing = [name for name in REQUIRED_CLAIMS if name not in claims]
-    if missing:
-        raise ValueError(f"missing required claims: {', '.join(missing)}")
-    return pyjwt.encode(
-        dict(claims),
-        private_key,
-        algorithm=alg,
-        headers={"kid": kid, "typ": TOKEN_TYPE},  # RFC 9068 §2.1
-    )
+    return sign_access_token(claims, JwsSigner(private_key, kid=kid, alg=alg))
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(item) for item in value)
+    return False
 
 
 # --------------------------------------------------------------------------- verification

@@ -46,7 +46,7 @@ from authsvc.scopes import parse_grants
 from authsvc.signing.service import SigningKeyService
 from authsvc.tenants.policy import TenantCache, TenantPolicy
 from authsvc.tokens.claims import TokenRequest, build_claims
-from authsvc.tokens.jwt import encode_access_token
+from authsvc.tokens.jwt import sign_access_token
 
 MAX_REVOKE_VALUE = 200
 RevokeField = Literal["jti", "sub", "key_id"]
@@ -98,9 +98,7 @@ class TokenService:
         jti = new_id("jti", now)  # carries the mint time in ms (revocation cutoffs use it)
         claims = build_claims(parent, request, tenant, now=now, jti=jti)
         signer = await self._signing.signer(tenant.id)
-        token = encode_access_token(
-            claims, private_key=signer.private_key, kid=signer.kid, alg=signer.alg
-        )
+        token = sign_access_token(claims, signer.jws)  # header and key prepared once per key
         exp = int(claims["exp"])
         return MintedToken(
             token=token,

@@ -4,6 +4,8 @@ started once per session, plus helpers to set up tenants and keys through its HT
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,10 @@ import pytest
 
 from tests.cluster import fresh_database
 from tests.server import clean_env, cli, free_port, running_server
+
+NODE_DIR = Path(__file__).parent / "node"
+"""The npm ``jose`` package, pinned with a lockfile; ``npm ci`` runs when it is missing."""
+NODE = shutil.which("node")
 
 
 @dataclass(frozen=True)
@@ -113,3 +119,14 @@ def live_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         operator_key = json.loads(init.stdout)["operator_key"]
         with running_server(workdir, env, port=port) as (base, _proc):
             yield Live(base, operator_key)
+
+
+@pytest.fixture(scope="session")
+def jose_ready() -> None:
+    assert NODE is not None, "node is not installed"
+    if not (NODE_DIR / "node_modules" / "jose").is_dir():
+        npm = shutil.which("npm")
+        assert npm is not None, "node is installed but npm is not"
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=300
+        )

@@ -8,29 +8,14 @@ The package is pinned with a lockfile in ``tests/interop/node``; ``npm ci`` runs
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.interop.conftest import Live, LiveTenant, start_tenant
-
-NODE_DIR = Path(__file__).parent / "node"
-NODE = shutil.which("node")
+from tests.interop.conftest import NODE, NODE_DIR, Live, LiveTenant, start_tenant
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
-
-
-@pytest.fixture(scope="module")
-def jose_ready() -> None:
-    if not (NODE_DIR / "node_modules" / "jose").is_dir():
-        npm = shutil.which("npm")
-        assert npm is not None, "node is installed but npm is not"
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=300
-        )
 
 
 def jose_verify(tenant: LiveTenant, token: str, audience: str | None = None) -> dict[str, Any]:
