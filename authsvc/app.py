@@ -4,6 +4,10 @@ Routes get their services by name through Litestar's dependency injection (``key
 KeyService``, ``caller: Principal`` …), registered here once; no route reaches for a service
 container. The two hot routes (``POST /v1/verify``, ``/v1/authz``) take no injected
 dependencies and read the verify service and the tenant cache from ``app.state``.
+
+There is no application-wide CORS: the public documents (JWKS, metadata, the browser module)
+allow any origin, the token endpoint allows its tenant's trusted issuers' origins
+(:mod:`authsvc.oauth.controller`), and the management API is for servers, not browsers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from dataclasses import fields
 from typing import Any
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -25,6 +28,7 @@ from authsvc import __version__
 from authsvc.audit.controller import AuditController
 from authsvc.background import background
 from authsvc.identities.controller import IdentityController
+from authsvc.issuers.controller import IssuerController
 from authsvc.keys.controller import KeyController
 from authsvc.oauth.controller import OAuthController
 from authsvc.oauth.wellknown import WELL_KNOWN_HANDLERS
@@ -44,16 +48,7 @@ from authsvc.web.json_guard import reject_duplicate_members
 from authsvc.web.limits import request_head_limits
 from authsvc.web.metrics import measure_requests, metrics_endpoint
 from authsvc.web.openapi import document_error_bodies
-
-EXPOSED_HEADERS = [
-    "RateLimit",
-    "RateLimit-Policy",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    "Retry-After",
-    "WWW-Authenticate",
-]
+from authsvc.web.sdk import sdk_module
 
 
 def _constant(value: Any) -> Provide:
@@ -104,7 +99,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             TokenController,
             SigningKeyController,
             OAuthController,
+            IssuerController,
             *WELL_KNOWN_HANDLERS,
+            sdk_module,
         ],
         dependencies=dependencies(svc),
         exception_handlers=EXCEPTION_HANDLERS,
@@ -113,7 +110,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         before_send=[add_caller_headers],
         before_request=reject_duplicate_members,
         request_max_body_size=settings.max_body_bytes,
-        cors_config=CORSConfig(allow_origins=["*"], expose_headers=EXPOSED_HEADERS),
         openapi_config=OpenAPIConfig(
             title="authsvc",
             version=__version__,

@@ -42,6 +42,8 @@ class Code(StrEnum):
     INVALID_LIMIT = "INVALID_LIMIT"
     INVALID_CURSOR = "INVALID_CURSOR"
     INVALID_ISSUER = "INVALID_ISSUER"
+    INVALID_CLAIM_REF = "INVALID_CLAIM_REF"
+    INVALID_CONDITIONS = "INVALID_CONDITIONS"
     KEY_REVOKED = "KEY_REVOKED"
     KEY_TOO_DEEP = "KEY_TOO_DEEP"
     PARENT_EXPIRING = "PARENT_EXPIRING"
@@ -119,6 +121,8 @@ CATALOG: Final[dict[Code, CodeInfo]] = {
     Code.INVALID_LIMIT: _body(400, "A page size is out of range."),
     Code.INVALID_CURSOR: _body(400, "A page cursor is malformed."),
     Code.INVALID_ISSUER: _body(400, "A trusted issuer definition is invalid or not allowed."),
+    Code.INVALID_CLAIM_REF: _body(400, "A claim reference is not a name or an RFC 6901 pointer."),
+    Code.INVALID_CONDITIONS: _body(400, "Trusted-issuer conditions are not claim: value pairs."),
     Code.KEY_REVOKED: _body(400, "A revoked key cannot be changed or rerolled."),
     Code.KEY_TOO_DEEP: _body(400, "Keys derive from keys at most a few levels deep."),
     Code.PARENT_EXPIRING: _body(400, "The credential expires too soon to mint from it."),
@@ -319,7 +323,8 @@ class OAuthError(AuthsvcError):
     ``error`` is the registered OAuth error code (``invalid_client``, ``invalid_scope`` …);
     the web layer derives the status and the ``WWW-Authenticate`` challenge from it (RFC 6749
     §5.2, RFC 6750 §3.1), with ``realm`` (the tenant's issuer) and ``bearer`` (the client used
-    a Bearer credential rather than Basic) as inputs. ``not_found`` marks an unknown tenant;
+    a Bearer credential rather than Basic) as inputs. ``not_found`` marks an unknown tenant,
+    ``unavailable`` a dependency that is down (503, e.g. an identity provider's keys);
     ``headers`` are added as they are (rate-limit headers of a refused client).
     """
 
@@ -334,10 +339,11 @@ class OAuthError(AuthsvcError):
         bearer: bool = False,
         scope: str | None = None,
         not_found: bool = False,
+        unavailable: bool = False,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.error, self.realm, self.bearer, self.scope = error, realm, bearer, scope
-        self.not_found, self.headers = not_found, headers or {}
+        self.not_found, self.unavailable, self.headers = not_found, unavailable, headers or {}
         super().__init__(description)
 
 

@@ -17,6 +17,10 @@ from authsvc.audit.service import AuditService
 from authsvc.clock import Clock, SystemClock
 from authsvc.db.engine import SessionFactory, make_engine, make_session_factory
 from authsvc.identities.service import IdentityService
+from authsvc.issuers.cache import IssuerCache
+from authsvc.issuers.fetch import JsonFetcher
+from authsvc.issuers.jwks import JwksClient
+from authsvc.issuers.service import IssuerService
 from authsvc.keys.cache import KeyCache
 from authsvc.keys.secret import KeyHasher
 from authsvc.keys.service import KeyService
@@ -24,6 +28,7 @@ from authsvc.keys.store import KeyStore
 from authsvc.keys.usage import UsageRecorder
 from authsvc.master import MasterSecrets, load_master_secrets
 from authsvc.metrics import Metrics
+from authsvc.oauth.federation import FederatedExchange
 from authsvc.oauth.service import OAuthService
 from authsvc.operators import OperatorService
 from authsvc.ratelimit.memory import MemoryLimiter
@@ -61,6 +66,8 @@ class Services:
     tenant_cache: TenantCache
     keyring: Keyring
     token_reader: TokenReader
+    issuer_cache: IssuerCache
+    jwks_client: JwksClient
     denylist: Denylist
     # revocation and limits
     bus: RevocationBus
@@ -75,6 +82,7 @@ class Services:
     tenants: TenantService
     audit: AuditService
     tokens: TokenService
+    issuers: IssuerService
     verify: VerifyService
     oauth: OAuthService
     rotation: RotationTask
@@ -112,12 +120,16 @@ def build_services(
         signer_ttl_s=SIGNER_TTL_S,
     )
     token_reader = TokenReader(keyring, clock, count=count)
+    issuer_cache = IssuerCache(db, count=count)
+    jwks_client = JwksClient(JsonFetcher(allow_private=settings.allow_private_issuers), clock=clock)
     denylist = Denylist(
         listeners=(
             key_cache.on_event,
             tenant_cache.on_event,
             keyring.on_event,
             token_reader.on_event,
+            issuer_cache.on_event,
+            jwks_client.on_event,
         )
     )
     poller = RevocationPoller(db, denylist, clock, metrics, interval_s=settings.revocation_poll_s)
@@ -160,6 +172,7 @@ def build_services(
     verify = VerifyService(
         keys=key_cache,
         tenants=tenant_cache,
+        issuers=issuer_cache,
         reader=token_reader,
         denylist=denylist,
         limiter=limiter,
@@ -178,6 +191,8 @@ def build_services(
         tenant_cache=tenant_cache,
         keyring=keyring,
         token_reader=token_reader,
+        issuer_cache=issuer_cache,
+        jwks_client=jwks_client,
         denylist=denylist,
         bus=bus,
         poller=poller,
@@ -190,8 +205,20 @@ def build_services(
         tenants=tenants,
         audit=AuditService(db),
         tokens=tokens,
+        issuers=IssuerService(db, clock, bus, allow_private=settings.allow_private_issuers),
         verify=verify,
-        oauth=OAuthService(verify=verify, tokens=tokens),
+        oauth=OAuthService(
+            verify=verify,
+            tokens=tokens,
+            federation=FederatedExchange(
+                issuers=issuer_cache,
+                jwks=jwks_client,
+                limiter=limiter,
+                clock=clock,
+                per_subject=settings.exchange_subject_per_minute,
+                per_address=settings.exchange_address_per_minute,
+            ),
+        ),
         rotation=RotationTask(signing, db, clock, bus),
         redis=redis,
     )

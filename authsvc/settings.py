@@ -11,11 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from authsvc.algorithms import ALGORITHMS, Alg
 from authsvc.errors import ConfigurationError
 
-SigningAlg = Literal["ES256", "RS256", "EdDSA"]
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 (names the binds, does not bind)
 
 
@@ -32,12 +32,16 @@ class Settings:
     secret_key: str | None = None
     """Master secret (≥ 32 chars). Unset: generated once into ``data_dir/master.key`` (0600)."""
     previous_secret_keys: tuple[str, ...] = ()
-    """Comma-separated former master secrets, still accepted to decrypt signing keys."""
+    """Comma-separated former master secrets, still accepted during a rotation: they decrypt
+    signing keys, and API and operator keys stored under them verify (and are re-hashed under
+    the current secret on first use)."""
     base_url: str | None = None
     """Public base URL, the issuer prefix. Unset: ``http://<host>:<port>`` of ``serve``, the host
     as given (IPv6 in brackets; ``localhost`` for the wildcards ``0.0.0.0`` and ``::``)."""
     host: str = "127.0.0.1"
+    """Address ``serve`` binds (``--host``)."""
     port: int = 8000
+    """Port ``serve`` listens on (``--port``)."""
     revocation_poll_s: float = 2.0
     """Every instance re-reads revocations this often, in case a broadcast was lost."""
     ratelimit_fail_open: bool = True
@@ -46,7 +50,7 @@ class Settings:
     """Default JWT lifetime for new tenants."""
     max_token_ttl_s: int = 3600
     """Default maximum JWT lifetime for new tenants."""
-    signing_alg: SigningAlg = "ES256"
+    signing_alg: Alg = "ES256"
     """Default signing algorithm for new tenants."""
     signing_key_rotation_s: int = 30 * 86400
     """Automatic signing-key rotation period (0 disables automatic rotation)."""
@@ -55,7 +59,17 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     """Larger request bodies are refused with 413."""
     db_pool_size: int = 10
+    """Connections per instance to PostgreSQL (plus as many overflow connections)."""
     log_level: str = "INFO"
+    """Level of authsvc's own loggers (libraries stay at INFO: at DEBUG some log SQL
+    parameters)."""
+    allow_private_issuers: bool = False
+    """Trusted issuers (DESIGN §9) may use http and private or loopback addresses (development
+    and tests only: in production an issuer URL must be https on a public address)."""
+    exchange_subject_per_minute: int = 60
+    """Token exchanges of identity-provider tokens allowed per subject per minute."""
+    exchange_address_per_minute: int = 600
+    """Token exchanges of identity-provider tokens allowed per client address per minute."""
 
     @property
     def embedded(self) -> bool:
@@ -112,8 +126,10 @@ class Settings:
             raise ConfigurationError("Need 0 < default_token_ttl_s <= max_token_ttl_s.")
         if self.revocation_poll_s <= 0:
             raise ConfigurationError("AUTHSVC_REVOCATION_POLL_S must be positive.")
-        if self.signing_alg not in ("ES256", "RS256", "EdDSA"):
-            raise ConfigurationError("AUTHSVC_SIGNING_ALG must be ES256, RS256 or EdDSA.")
+        if self.signing_alg not in ALGORITHMS:
+            raise ConfigurationError(f"AUTHSVC_SIGNING_ALG must be one of {', '.join(ALGORITHMS)}.")
+        if self.exchange_subject_per_minute < 1 or self.exchange_address_per_minute < 1:
+            raise ConfigurationError("The exchange rate limits must be at least 1 per minute.")
 
 
 def url_host(host: str) -> str:

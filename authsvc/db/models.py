@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -141,6 +142,31 @@ class Revocation(Base):
     cutoff: Mapped[datetime]
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class TrustedIssuer(Base):
+    """An identity provider whose tokens a tenant exchanges for data tokens (DESIGN §9)."""
+
+    __tablename__ = "trusted_issuers"
+    __table_args__ = (UniqueConstraint("tenant_id", "issuer"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    issuer: Mapped[str] = mapped_column(String(500))
+    jwks_uri: Mapped[str | None] = mapped_column(String(500))
+    jwks: Mapped[dict[str, Any] | None]
+    audiences: Mapped[list[str]] = mapped_column(JsonType)
+    algorithms: Mapped[list[str]] = mapped_column(JsonType)
+    subject_claim: Mapped[str] = mapped_column(String(200))
+    conditions: Mapped[dict[str, Any]]
+    grants: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    ttl_s: Mapped[int | None] = mapped_column(Integer)
+    limits: Mapped[dict[str, Any] | None]
+    ratelimits: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    allowed_origins: Mapped[list[str]] = mapped_column(JsonType)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class AuditEntry(Base):

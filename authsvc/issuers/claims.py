@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from authsvc.errors import InvalidRequest
+from authsvc.errors import Code, InvalidRequest
 
 __all__ = [
     "MAX_CONDITIONS",
@@ -95,7 +95,7 @@ class ClaimRef:
 
 
 def _invalid(message: str) -> InvalidRequest:
-    return InvalidRequest(message, code="INVALID_CLAIM_REF")
+    return InvalidRequest(message, code=Code.INVALID_CLAIM_REF)
 
 
 def parse_claim_ref(text: object) -> ClaimRef:
@@ -135,16 +135,16 @@ def parse_conditions(obj: object) -> tuple[tuple[ClaimRef, Scalar], ...]:
     if obj is None:
         return ()
     if not isinstance(obj, Mapping):
-        raise InvalidRequest("conditions must be an object.", code="INVALID_CONDITIONS")
+        raise InvalidRequest("conditions must be an object.", code=Code.INVALID_CONDITIONS)
     if len(obj) > MAX_CONDITIONS:
-        raise InvalidRequest(f"At most {MAX_CONDITIONS} conditions.", code="INVALID_CONDITIONS")
+        raise InvalidRequest(f"At most {MAX_CONDITIONS} conditions.", code=Code.INVALID_CONDITIONS)
     out: list[tuple[ClaimRef, Scalar]] = []
     for text, required in obj.items():
         ref = parse_claim_ref(text)
         if not _is_scalar(required):
             raise InvalidRequest(
                 f"Condition '{ref.text}' must require a string, number or boolean.",
-                code="INVALID_CONDITIONS",
+                code=Code.INVALID_CONDITIONS,
             )
         out.append((ref, required))
     return tuple(out)

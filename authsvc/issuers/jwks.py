@@ -64,8 +64,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from authsvc.clock import Clock
-from authsvc.errors import InvalidRequest
+from authsvc.errors import Code, InvalidRequest
 from authsvc.issuers.fetch import FetchError, JsonDocument
+from authsvc.revocation.events import RevocationEvent
 
 __all__ = [
     "SUBJECT_ALGORITHMS",
@@ -152,13 +153,13 @@ def parse_algorithms(value: object) -> frozenset[str]:
     if value is None:
         return frozenset(SUBJECT_ALGORITHMS)
     if not isinstance(value, list | tuple) or not value:
-        raise InvalidRequest("algorithms must be a non-empty list.", code="INVALID_ALGORITHMS")
+        raise InvalidRequest("algorithms must be a non-empty list.", code=Code.INVALID_ALG)
     algs = set()
     for item in value:
         if item not in SUBJECT_ALGORITHMS:
             raise InvalidRequest(
                 f"algorithms may contain only {', '.join(SUBJECT_ALGORITHMS)}.",
-                code="INVALID_ALGORITHMS",
+                code=Code.INVALID_ALG,
             )
         algs.add(item)
     return frozenset(algs)
@@ -417,6 +418,11 @@ class JwksClient:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    def on_event(self, event: RevocationEvent) -> None:
+        """Denylist listener: an issuer changed or was deleted (on any instance)."""
+        if event.kind == "issuer":
+            self.invalidate(event.value)
 
     def status(self, cache_id: str) -> JwksStatus | None:
         entry = self._entries.get(cache_id)

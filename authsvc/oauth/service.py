@@ -60,6 +60,7 @@ from authsvc.errors import (
 )
 from authsvc.keys import secret as keysecret
 from authsvc.oauth.client import client_credentials, invalid_client
+from authsvc.oauth.federation import SUBJECT_TOKEN_TYPES, FederatedExchange
 from authsvc.principal import Principal
 from authsvc.scopes import Grant, parse_scope
 from authsvc.tenants.policy import TenantPolicy
@@ -76,8 +77,10 @@ MAX_SCOPE_PARAM = 4096
 
 
 class OAuthService:
-    def __init__(self, *, verify: VerifyService, tokens: TokenService) -> None:
-        self._verify, self._tokens = verify, tokens
+    def __init__(
+        self, *, verify: VerifyService, tokens: TokenService, federation: FederatedExchange
+    ) -> None:
+        self._verify, self._tokens, self._federation = verify, tokens, federation
 
     # --- authentication --------------------------------------------------------------------
 
@@ -122,7 +125,13 @@ class OAuthService:
     # --- token endpoint --------------------------------------------------------------------
 
     async def token(
-        self, tenant: TenantPolicy, authorization: str | None, form: Mapping[str, str]
+        self,
+        tenant: TenantPolicy,
+        authorization: str | None,
+        form: Mapping[str, str],
+        *,
+        origin: str | None = None,
+        address: str = "",
     ) -> dict[str, Any]:
         grant_type = form.get("grant_type")
         if grant_type is None:
@@ -132,6 +141,9 @@ class OAuthService:
                 "unsupported_grant_type",
                 "Supported grant types: client_credentials and token exchange (RFC 8693).",
             )
+        public = client_credentials(authorization, form, realm=tenant.issuer) is None
+        if grant_type == TOKEN_EXCHANGE and public:
+            return await self._federated(tenant, form, origin, address)
         client = await self.client(tenant, authorization, form)
         if grant_type == CLIENT_CREDENTIALS:
             return await self._client_credentials(client, form)
@@ -158,7 +170,7 @@ class OAuthService:
             raise OAuthError(
                 "unauthorized_client", "Token exchange needs a client with TOKENS:CREATE."
             )
-        subject, subject_type = exchange_subject(form)
+        subject, subject_type = exchange_subject(form, SUBJECT_TYPES)
         if keysecret.looks_like_key(subject) and subject_type != ACCESS_TOKEN_TYPE:
             raise OAuthError("invalid_request", "An API key is not a JWT subject token.")
         verdict = await self._verify.check(subject, tenant_id=tenant.id)
@@ -172,6 +184,22 @@ class OAuthService:
             if not grants:
                 raise OAuthError("invalid_scope", "The subject holds no data scope.")
         request = TokenRequest(grants=grants, aud=_audience_param(form), actor=client.id)
+        body = token_response(await self.mint(parent, request))
+        body["issued_token_type"] = ACCESS_TOKEN_TYPE  # RFC 8693 §2.2.1: REQUIRED
+        return body
+
+    async def _federated(
+        self, tenant: TenantPolicy, form: Mapping[str, str], origin: str | None, address: str
+    ) -> dict[str, Any]:
+        """A public client exchanges an identity provider's token (DESIGN §9; the steps are in
+        :mod:`authsvc.oauth.federation`)."""
+        subject, _ = exchange_subject(form, SUBJECT_TOKEN_TYPES)
+        federation = self._federation
+        issuer = await federation.issuer_for(tenant, subject, origin, address)
+        parent = await federation.parent(tenant, issuer, subject)
+        request = federation.request(
+            tenant, issuer, parent, scope_param(form.get("scope")), _audience_param(form)
+        )
         body = token_response(await self.mint(parent, request))
         body["issued_token_type"] = ACCESS_TOKEN_TYPE  # RFC 8693 §2.2.1: REQUIRED
         return body
@@ -246,12 +274,12 @@ class OAuthService:
             raise OAuthError("invalid_request", exc.message) from None
 
 
-def exchange_subject(form: Mapping[str, str]) -> tuple[str, str]:
+def exchange_subject(form: Mapping[str, str], types: tuple[str, ...]) -> tuple[str, str]:
     """``subject_token`` and ``subject_token_type`` of an RFC 8693 request, checked."""
     subject, subject_type = form.get("subject_token"), form.get("subject_token_type")
     if subject is None or subject_type is None:  # RFC 8693 §2.1: both REQUIRED
         raise OAuthError("invalid_request", "subject_token and subject_token_type are required.")
-    if subject_type not in SUBJECT_TYPES:
+    if subject_type not in types:
         raise OAuthError("invalid_request", "subject_token_type is not supported.")
     if "actor_token" in form or "actor_token_type" in form:
         raise OAuthError("invalid_request", "actor_token is not supported.")

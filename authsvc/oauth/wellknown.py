@@ -38,7 +38,14 @@ async def _tenant(tenants: TenantCache, slug: str) -> TenantPolicy:
 
 
 def _cacheable(body: dict[str, Any], max_age: int) -> Response[dict[str, Any]]:
-    return Response(body, headers={"Cache-Control": f"public, max-age={max_age}"})
+    # Public documents any origin may read (they hold nothing secret; no credentials).
+    return Response(
+        body,
+        headers={
+            "Cache-Control": f"public, max-age={max_age}",
+            "Access-Control-Allow-Origin": "*",
+        },
+    )
 
 
 @get("/t/{slug:str}/.well-known/jwks.json", tags=["discovery (public)"], security=[{}])

@@ -35,7 +35,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from redis.asyncio import Redis
 
@@ -49,7 +49,7 @@ CHANNEL = "authsvc:revocations"
 ACK_PREFIX = "authsvc:revocations:ack:"
 ACK_TTL_MS = 10_000
 ACK_TIMEOUT_S = 0.2
-_KINDS = frozenset({"jti", "sub", "key_tokens", "key", "tenant", "signing_key"})
+_KINDS = frozenset(get_args(Kind))
 _BACKOFF_START_S = 0.05
 _BACKOFF_MAX_S = 2.0
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authsvc.db.models import Revocation
 
-Kind = Literal["jti", "sub", "key_tokens", "key", "tenant", "signing_key"]
+Kind = Literal["jti", "sub", "key_tokens", "key", "tenant", "signing_key", "issuer"]
 
 
 @dataclass(frozen=True, slots=True)

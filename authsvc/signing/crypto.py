@@ -52,7 +52,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, TypeAlias, get_args
+from typing import Final, TypeAlias
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,6 +60,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from authsvc.algorithms import ALGORITHMS, Alg
 
 __all__ = [
     "ALGORITHMS",
@@ -81,8 +83,6 @@ __all__ = [
     "public_key_of",
 ]
 
-Alg: TypeAlias = Literal["ES256", "RS256", "EdDSA"]
-ALGORITHMS: Final[tuple[Alg, ...]] = get_args(Alg)
 
 SigningPrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | Ed25519PrivateKey
 SigningPublicKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | Ed25519PublicKey

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authsvc.algorithms import ALGORITHMS
 from authsvc.audit.service import record as audit
 from authsvc.clock import Clock
 from authsvc.db.engine import SessionFactory
@@ -33,7 +34,6 @@ from authsvc.revocation.events import RevocationBus, RevocationEvent
 from authsvc.revocation.events import record as record_revocation
 from authsvc.scopes import ADMIN, Grant, Scope
 from authsvc.settings import Settings
-from authsvc.signing.crypto import ALGORITHMS
 from authsvc.tenants.policy import TenantPolicy
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")

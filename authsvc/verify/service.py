@@ -52,11 +52,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from authsvc.cache import MISSING
 from authsvc.clock import Clock
 from authsvc.errors import Code, RateLimited, Unauthenticated
+from authsvc.issuers.cache import IssuerCache
+from authsvc.issuers.state import IssuerState
 from authsvc.keys import secret as keysecret
 from authsvc.keys.cache import KeyCache, Lineage
 from authsvc.keys.usage import UsageRecorder
@@ -73,6 +76,7 @@ from authsvc.tokens.reader import ReadToken, TokenReader
 from authsvc.verify.verdict import CredentialKind, Verdict
 
 MAX_TOKEN_CHARS = 16_384
+ISSUER_PREFIX = "tis_"
 _MEMO_MAX = 100_000
 _KEY_REASONS: dict[Code, str] = {
     Code.DISABLED: "The key, a key it derives from, or its tenant is disabled.",
@@ -102,6 +106,7 @@ class VerifyService:
         *,
         keys: KeyCache,
         tenants: TenantCache,
+        issuers: IssuerCache,
         reader: TokenReader,
         denylist: Denylist,
         limiter: Limiter,
@@ -109,7 +114,7 @@ class VerifyService:
         clock: Clock,
         metrics: Metrics,
     ) -> None:
-        self._keys, self._tenants, self._reader = keys, tenants, reader
+        self._keys, self._tenants, self._issuers, self._reader = keys, tenants, issuers, reader
         self._denylist, self._limiter, self._usage = denylist, limiter, usage
         self._clock, self._metrics = clock, metrics
         self._memo: dict[str, tuple[Lineage, tuple[Grant, ...]]] = {}
@@ -250,6 +255,8 @@ class VerifyService:
             return Verdict(Code.DISABLED, "jwt", base, reason="The tenant is disabled.")
         if self._revoked(tenant.id, read):
             return Verdict(Code.REVOKED, "jwt", base, reason="The token has been revoked.")
+        if read.client_id.startswith(ISSUER_PREFIX):
+            return await self._check_federated(read, base, required, cost, audience)
         lineage = await self._keys.lineage(read.client_id, tenant.id)
         if lineage is None:
             return Verdict(
@@ -277,6 +284,34 @@ class VerifyService:
             )
         limits = await self._keys.identity_limits(lineage)
         charged = _token_specs(read) + lineage.specs(limits, derived=True)
+        return await self._decide(principal, "jwt", required, cost, charged)
+
+    async def _check_federated(
+        self,
+        read: ReadToken,
+        base: Principal,
+        required: Sequence[Scope],
+        cost: int,
+        audience: str | None,
+    ) -> Verdict:
+        """A token exchanged from an identity provider's (DESIGN §9): its trusted issuer, as it
+        is now, stands where a key's lineage stands for other tokens."""
+        issuer = await self._issuers.by_id(read.tenant_id, read.client_id)
+        if issuer is None:
+            return Verdict(
+                Code.NOT_FOUND, "jwt", reason="The trusted issuer of the token does not exist."
+            )
+        if not issuer.enabled:
+            return Verdict(Code.DISABLED, "jwt", base, reason="Its trusted issuer is disabled.")
+        principal = replace(base, grants=tuple(g for g in read.grants if issuer.covers(g.scope)))
+        if audience is not None and audience not in read.audiences:
+            return Verdict(
+                Code.MALFORMED,
+                "jwt",
+                principal,
+                reason="The token's audience does not include the one asked.",
+            )
+        charged = _token_specs(read) + _issuer_specs(issuer, read.sub)
         return await self._decide(principal, "jwt", required, cost, charged)
 
     def _revoked(self, tenant_id: str, read: ReadToken) -> bool:
@@ -354,6 +389,15 @@ class VerifyService:
                 "A rate limit refused the request.",
             )
         return Verdict(Code.VALID, kind, principal, params, decision)
+
+
+def _issuer_specs(issuer: IssuerState, sub: str) -> list[LimitSpec]:
+    """A trusted issuer's limits apply per subject (DESIGN §9), as the issuer is now."""
+    holder = f"issuer:{issuer.id}:{sub}"
+    out = specs(holder, issuer.ratelimits)
+    if issuer.rps is not None:
+        out.append(LimitSpec(f"{holder}:rps", "rps", issuer.rps, 1.0, issuer.rps))
+    return out
 
 
 def _token_specs(read: ReadToken) -> list[LimitSpec]:

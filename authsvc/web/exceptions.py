@@ -103,6 +103,8 @@ def oauth_error(_: Request[Any, Any, Any], exc: errors.OAuthError) -> Response[A
     status = 400
     if exc.not_found:
         status = 404
+    elif exc.unavailable:
+        status = 503
     elif exc.error == "invalid_client":
         # RFC 6749 §5.2: 401 and a challenge for the scheme the client may use
         status = 401

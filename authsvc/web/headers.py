@@ -1,10 +1,13 @@
-"""Rate-limit headers of the calling key on whatever response a handler produces.
+"""Headers a route decides before it knows its response, put on whatever response it produces.
 
-A caller that is admitted by its own limits (see :meth:`authsvc.verify.service.VerifyService.
-authenticate`) gets the rate-limit headers of that decision on the response. The guard puts them
-in the ASGI scope state with :func:`expose`; a ``before_send`` hook adds them to the response
-start, so handlers need not know about them. A refused caller gets them with its 429 instead
-(:class:`~authsvc.errors.RateLimited` carries them to the exception mapper).
+* the rate-limit headers of a caller admitted by its own limits (see :meth:`authsvc.verify.
+  service.VerifyService.authenticate`; a refused caller gets them with its 429 instead, through
+  :class:`~authsvc.errors.RateLimited`);
+* CORS headers of the token endpoint, which error responses need as much as successes.
+
+The route puts them in the ASGI scope state with :func:`expose`; a ``before_send`` hook adds
+them to the response start (never replacing a header the response already has), so neither
+handlers nor the exception mapper need to know about them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ STATE_KEY = "authsvc.ratelimit_headers"
 def expose(request: Request[Any, Any, Any], headers: dict[str, str]) -> None:
     if headers:
         state: dict[str, Any] = request.scope.setdefault("state", {})
-        state[STATE_KEY] = headers
+        state.setdefault(STATE_KEY, {}).update(headers)
 
 
 async def add_caller_headers(message: Message, scope: Scope) -> None:

@@ -259,4 +259,4 @@ def test_issuer_algorithms_default_to_the_whole_allow_list() -> None:
 def test_issuer_algorithms_outside_the_allow_list_are_a_400(value: Any) -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_algorithms(value)
-    assert caught.value.code == "INVALID_ALGORITHMS"
+    assert caught.value.code == "INVALID_ALG"
