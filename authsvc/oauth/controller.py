@@ -87,7 +87,7 @@ class OAuthController(Controller):
         return Response(body, status_code=200, headers=NO_STORE)
 
     @route("/token", http_method=[HttpMethod.OPTIONS], status_code=204, include_in_schema=False)
-    async def token_preflight(
+    async def preflight(
         self,
         slug: FromPath[str],
         request: Request[Any, Any, Any],
