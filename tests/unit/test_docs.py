@@ -32,7 +32,8 @@ _MODULE = re.compile(r"[a-z_]+\.py")
 
 
 def between_markers(text: str) -> str:
-    assert text.count(BEGIN) == 1 and text.count(END) == 1, "one pair of code-table markers"
+    assert text.count(BEGIN) == 1, "one code-table begin marker"
+    assert text.count(END) == 1, "one code-table end marker"
     inside = text.split(BEGIN, 1)[1].split(END, 1)[0]
     return inside.strip("\n") + "\n"
 
@@ -60,9 +61,7 @@ def rst_as_markdown(text: str) -> str:
 def section(text: str, heading: str) -> list[str]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(heading))
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-    )
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     return lines[start:end]
 
 
@@ -110,9 +109,7 @@ def test_architecture_hot_path_is_the_list_in_the_verify_service() -> None:
 
 def test_design_folder_tree_names_every_real_package_folder_and_no_other() -> None:
     folders, _, _ = design_tree()
-    real = {
-        p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
-    }
+    real = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
     assert sorted(folders - real) == [], "DESIGN.md §7 names folders authsvc/ does not have"
     assert sorted(real - folders) == [], "DESIGN.md §7 lacks folders of authsvc/"
 
