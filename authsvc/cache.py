@@ -24,9 +24,15 @@ an invalidation that has completed** (DESIGN §8).
 
 Tags
 ----
-An entry may carry tags (the key id a secret belongs to, the tenant of a token):
+An entry may carry a tag (the key id a secret belongs to, the tenant of a token):
 :meth:`invalidate_tag` drops every entry with that tag in O(entries tagged), without scanning
 the cache, which is what a revocation event needs ("drop every secret of key K").
+
+Memory
+------
+A cache holds up to 100,000 entries in the key cache, so an entry is kept small: one
+``(value, stored_at, tag)`` tuple in one dict, and the tag index holds the one key of a tag
+itself, a set only once a tag has several.
 
 Failure
 -------
@@ -89,9 +95,9 @@ class Cache(Generic[K, V]):
         self.negative_ttl_s = ttl_s if negative_ttl_s is None else negative_ttl_s
         self.stale_on_error = stale_on_error
         self._count, self._now = count, monotonic
-        self._entries: dict[K, tuple[V, float, tuple[Hashable, ...]]] = {}
+        self._entries: dict[K, tuple[V, float, Hashable]] = {}
         self._flights: dict[K, _Flight] = {}
-        self._tagged: dict[Hashable, set[K]] = {}
+        self._tagged: dict[Hashable, K | set[K]] = {}
         self._generation = 0
 
     def __len__(self) -> int:
@@ -131,7 +137,7 @@ class Cache(Generic[K, V]):
         self,
         key: K,
         load: Callable[[], Awaitable[V]],
-        tags: Callable[[V], tuple[Hashable, ...]] | None = None,
+        tag: Callable[[V], Hashable] | None = None,
     ) -> V:
         """The value for ``key``: fresh from the cache, or loaded once for all concurrent
         callers and stored unless an invalidation overtook the load."""
@@ -161,7 +167,7 @@ class Cache(Generic[K, V]):
         else:
             flight.future.set_result(value)
             if not flight.stale:
-                self.put(key, value, tags=() if tags is None else tags(value))
+                self.put(key, value, tag=None if tag is None else tag(value))
             return value
         finally:
             del self._flights[key]
@@ -174,18 +180,25 @@ class Cache(Generic[K, V]):
         value: V,
         *,
         since: int | None = None,
-        tags: tuple[Hashable, ...] = (),
+        tag: Hashable = None,
     ) -> bool:
-        """Store ``value``; with ``since`` (a :attr:`generation` taken before the value was
-        read) only if no invalidation happened since. Returns whether it was stored."""
+        """Store ``value`` (tagged ``tag`` unless ``None``); with ``since`` (a
+        :attr:`generation` taken before the value was read) only if no invalidation happened
+        since. Returns whether it was stored."""
         if since is not None and since != self._generation:
             return False
         self._remove(key)
         while len(self._entries) >= self.max_entries:
             self._remove(next(iter(self._entries)))
-        self._entries[key] = (value, self._now(), tags)
-        for tag in tags:
-            self._tagged.setdefault(tag, set()).add(key)
+        self._entries[key] = (value, self._now(), tag)
+        if tag is not None:
+            present = self._tagged.get(tag)
+            if present is None:
+                self._tagged[tag] = key
+            elif isinstance(present, set):
+                present.add(key)
+            elif present != key:
+                self._tagged[tag] = {present, key}
         return True
 
     def invalidate(self, key: K) -> None:
@@ -197,7 +210,8 @@ class Cache(Generic[K, V]):
 
     def invalidate_tag(self, tag: Hashable) -> None:
         self._generation += 1
-        for key in self._tagged.pop(tag, set()):
+        tagged = self._tagged.pop(tag, None)
+        for key in tagged if isinstance(tagged, set) else () if tagged is None else (tagged,):
             self._remove(key)
         self._stale_flights()
 
@@ -215,14 +229,16 @@ class Cache(Generic[K, V]):
 
     def _remove(self, key: K) -> None:
         entry = self._entries.pop(key, None)
-        if entry is None:
+        if entry is None or entry[2] is None:
             return
-        for tag in entry[2]:
-            keys = self._tagged.get(tag)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._tagged[tag]
+        tag = entry[2]
+        present = self._tagged.get(tag)
+        if isinstance(present, set):
+            present.discard(key)
+            if len(present) == 1:
+                self._tagged[tag] = next(iter(present))
+        elif present == key:
+            del self._tagged[tag]
 
     def _stale_flights(self) -> None:
         for flight in self._flights.values():

@@ -33,9 +33,6 @@ def derive(master: bytes, label: str, length: int = 32) -> bytes:
     )
 
 
-KEY_HASH_LABEL = "authsvc api-key hmac v1"
-
-
 @dataclass(frozen=True, slots=True)
 class MasterSecrets:
     current: bytes

@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.audit.service import AuditService
 from authsvc.clock import Clock, SystemClock
-from authsvc.db.engine import SessionFactory, make_engine, make_session_factory
+from authsvc.db.engine import (
+    Reader,
+    SessionFactory,
+    make_engine,
+    make_reader_engine,
+    make_session_factory,
+)
 from authsvc.identities.service import IdentityService
 from authsvc.issuers.cache import IssuerCache
 from authsvc.issuers.fetch import JsonFetcher
@@ -59,6 +65,7 @@ class Services:
     clock: Clock
     engine: AsyncEngine
     db: SessionFactory
+    reader: Reader
     secrets: MasterSecrets
     metrics: Metrics
     # caches of the hot path, kept in step with the denylist
@@ -92,6 +99,7 @@ class Services:
         await self.limiter.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+        await self.reader.aclose()
         await self.engine.dispose()
 
 
@@ -104,13 +112,14 @@ def build_services(
     clock = clock or SystemClock()
     engine = engine or make_engine(settings)
     db = make_session_factory(engine)
+    reader = Reader(make_reader_engine(settings, engine))
     master = load_master_secrets(settings)
     metrics = Metrics()
     count = metrics.count_cache
     hash_secrets = master.key_hash_secrets
     hasher = KeyHasher(hash_secrets[0], hash_secrets[1:])
 
-    key_cache = KeyCache(KeyStore(db), hasher, count=count)
+    key_cache = KeyCache(KeyStore(reader, db), hasher, count=count)
     tenant_cache = TenantCache(db, settings.effective_base_url, count=count)
     keyring = Keyring(
         db,
@@ -185,6 +194,7 @@ def build_services(
         clock=clock,
         engine=engine,
         db=db,
+        reader=reader,
         secrets=master,
         metrics=metrics,
         key_cache=key_cache,

@@ -134,9 +134,16 @@ class IssuerService:
         now = self._clock.now()
         async with self._db.begin() as session:
             row = await self._load(session, principal, issuer_id, lock=True)
-            merged = {"jwks_uri": row.jwks_uri, "jwks": row.jwks, **values}
+            merged = {
+                "jwks_uri": row.jwks_uri,
+                "jwks": row.jwks,
+                "algorithms": row.algorithms,
+                **values,
+            }
             if merged["jwks_uri"] is not None and merged["jwks"] is not None:
                 raise _bad("Give jwks_uri or jwks, not both.")
+            if merged["jwks"] is not None and ("jwks" in values or "algorithms" in values):
+                self._inline_jwks(merged["jwks"], frozenset(merged["algorithms"]))
             for name, value in values.items():
                 setattr(row, name, value)
             row.updated_at = now

@@ -2,19 +2,26 @@
 
 Three :class:`~authsvc.cache.Cache` maps, all guarded against stale fills:
 
-* ``secrets``: keyed hash of a presented secret → :class:`~authsvc.keys.store.SecretMatch`
-  (which key, and whether it is a rerolled key's previous secret), or ``None`` for a secret no
-  key has (cached briefly: a random 128-bit secret that does not exist now will not exist a few
-  seconds later, and this shields the database from floods of well-formed garbage). Tagged with
-  the key id, so a key event drops every secret of the key (current and previous).
-* ``states``: key id → :class:`~authsvc.keys.state.KeyState`, the key as it is now.
+* ``secrets``: keyed hash of a presented secret (32 raw bytes) → the key's
+  :class:`~authsvc.keys.state.KeyState`, or a :class:`GraceSecret` for a rerolled key's
+  previous secret, or ``None`` for a secret no key has (cached briefly: a random 128-bit secret
+  that does not exist now will not exist a few seconds later, and this shields the database
+  from floods of well-formed garbage). Tagged with the key id, so a key event drops every
+  secret of the key (current and previous).
+* ``states``: key id → :class:`~authsvc.keys.state.KeyState`, for the keys others derive
+  from (ancestors) and the keys JWTs were minted from (named by ``client_id``).
 * ``identities``: ``(tenant, external id)`` → that identity's limits.
 
-A check walks ``parent_id`` through ``states`` to build the key's
-:class:`Lineage` (a dict lookup per level). Any level missing means one
-query (:class:`~authsvc.keys.store.KeyStore`) that reads the key, its ancestors and their
-identities together and fills all three maps. A lineage (and the grants it computes) is reused
-while every level is still the cached object, so a change to any ancestor is seen at once.
+A check of a secret finds its key's state in one lookup, then walks ``parent_id`` through
+``states`` to build its :class:`Lineage` (a dict lookup per level; none for the common root
+key). Any level missing means one query (:class:`~authsvc.keys.store.KeyStore`) that reads the
+key, its ancestors and their identities together and fills the maps. A lineage of several
+levels (and the grants it computes) is reused while every level is still the cached object,
+so a change to any ancestor is seen at once.
+
+Memory (about 450 bytes per cached root key, measured by ``bench/keycache.py``): the digest is
+kept raw, the key's state is held once (by the secrets map), grant and limit sets are shared
+between keys (:mod:`authsvc.keys.store`), and nothing else is stored per key.
 
 Lineage
 -------
@@ -56,7 +63,7 @@ from authsvc.cache import MISSING, Cache, Counter
 from authsvc.errors import Code
 from authsvc.keys.secret import KeyHasher
 from authsvc.keys.state import KeyState
-from authsvc.keys.store import MAX_DEPTH, Chain, KeyStore, SecretMatch
+from authsvc.keys.store import MAX_DEPTH, Chain, KeyStore
 from authsvc.ratelimit.limits import RateLimitDef, specs
 from authsvc.ratelimit.types import LimitSpec
 from authsvc.revocation.events import RevocationEvent
@@ -135,6 +142,14 @@ _NO_IDENTITIES: IdentityLimits = {}
 
 
 @dataclass(frozen=True, slots=True)
+class GraceSecret:
+    """A rerolled key's previous secret: the key, until its grace period ends (Unix time)."""
+
+    state: KeyState
+    until: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyMatch:
     """A presented secret resolved: the key's lineage, and an earlier expiry of the secret
     itself (a rerolled key's previous secret ends with its grace period)."""
@@ -156,20 +171,25 @@ class KeyCache:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store, self._hasher = store, hasher
-
-        def cache(name: str, negative: float | None = None) -> Cache[object, object]:
-            return Cache(
-                name,
-                ttl_s=ttl_s,
-                max_entries=max_entries,
-                negative_ttl_s=negative,
-                count=count,
-                monotonic=monotonic,
-            )
-
-        self.secrets: Cache[str, SecretMatch | None] = cache("key", negative_ttl_s)  # type: ignore[assignment]
-        self.states: Cache[str, KeyState | None] = cache("key_state", negative_ttl_s)  # type: ignore[assignment]
-        self.identities: Cache[tuple[str, str], tuple[RateLimitDef, ...]] = cache("identity")  # type: ignore[assignment]
+        self.secrets: Cache[bytes, KeyState | GraceSecret | None] = Cache(
+            "key",
+            ttl_s=ttl_s,
+            negative_ttl_s=negative_ttl_s,
+            max_entries=max_entries,
+            count=count,
+            monotonic=monotonic,
+        )
+        self.states: Cache[str, KeyState | None] = Cache(
+            "key_state",
+            ttl_s=ttl_s,
+            negative_ttl_s=negative_ttl_s,
+            max_entries=max_entries,
+            count=count,
+            monotonic=monotonic,
+        )
+        self.identities: Cache[tuple[str, str], tuple[RateLimitDef, ...]] = Cache(
+            "identity", ttl_s=ttl_s, max_entries=max_entries, count=count, monotonic=monotonic
+        )
         self._lineages: dict[str, Lineage] = {}
         self.max_entries = max_entries
 
@@ -178,45 +198,41 @@ class KeyCache:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def digest(self, secret: str) -> str:
+    def digest(self, secret: str) -> bytes:
         """The keyed hash of a secret under the current master secret (the cache key)."""
-        return self._hasher.digest(secret)
+        return self._hasher.raw(secret)
 
-    async def by_secret(self, secret: str, digest: str) -> KeyMatch | None:
+    async def by_secret(self, secret: str, digest: bytes) -> KeyMatch | None:
         """The key a well-formed API key belongs to, or ``None``; ``digest`` is
         :meth:`digest` of it (computed once per request by the caller)."""
 
-        async def load() -> SecretMatch | None:
+        async def load() -> KeyState | GraceSecret | None:
             return await self._load_secret(secret, digest)
 
-        match = await self.secrets.get(digest, load, _secret_tags)
-        if match is None:
+        found = await self.secrets.get(digest, load, _secret_tag)
+        if found is None:
             return None
-        lineage = await self.lineage(match.key_id)
-        return None if lineage is None else KeyMatch(lineage, match.grace_until)
+        if isinstance(found, GraceSecret):
+            state, grace = found.state, found.until
+        else:
+            state, grace = found, None
+        if state.parent_id is None:
+            return KeyMatch(Lineage((state,)), grace)
+        lineage = await self._lineage_of(state, None)
+        return None if lineage is None else KeyMatch(lineage, grace)
 
     async def lineage(self, key_id: str, tenant_id: str | None = None) -> Lineage | None:
-        """The key's lineage as cached now (one query if a level is missing), or ``None`` if
-        there is no such key (in ``tenant_id``, when given)."""
-        states = self._walk(key_id)
-        if states is None:
+        """The lineage of the key ``key_id`` as cached now (one query if a level is missing),
+        or ``None`` if there is no such key (in ``tenant_id``, when given)."""
+        state = self.states.peek(key_id)
+        if state is MISSING:
             states = await self._load_lineage(key_id, tenant_id)
             if states is None:
                 return None
-        if tenant_id is not None and states[0].tenant_id != tenant_id:
+            state = states[0]
+        if state is None or (tenant_id is not None and state.tenant_id != tenant_id):  # type: ignore[union-attr]
             return None
-        memo = self._lineages.get(key_id)
-        if (
-            memo is not None
-            and len(memo.states) == len(states)
-            and all(a is b for a, b in zip(memo.states, states, strict=True))
-        ):
-            return memo
-        lineage = Lineage(states)
-        if len(self._lineages) >= self.max_entries:
-            self._lineages.clear()
-        self._lineages[key_id] = lineage
-        return lineage
+        return await self._lineage_of(state, tenant_id)  # type: ignore[arg-type]
 
     async def identity_limits(self, lineage: Lineage) -> IdentityLimits:
         """The limits of the lineage's identities (one query when one is not cached)."""
@@ -263,37 +279,50 @@ class KeyCache:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _walk(self, key_id: str) -> tuple[KeyState, ...] | None:
-        """The cached lineage of ``key_id``, or ``None`` when a level is not cached."""
-        states: list[KeyState] = []
-        current: str | None = key_id
-        while current is not None and len(states) <= MAX_DEPTH:
-            state = self.states.peek(current)
-            if state is MISSING or state is None:
+    async def _lineage_of(self, state: KeyState, tenant_id: str | None) -> Lineage | None:
+        """``state`` and its ancestors from ``states`` (one query if one is missing)."""
+        if state.parent_id is None:
+            return Lineage((state,))
+        states = self._walk(state)
+        if states is None:
+            loaded = await self._load_lineage(state.id, tenant_id)
+            if loaded is None:
                 return None
-            states.append(state)  # type: ignore[arg-type]
-            current = state.parent_id  # type: ignore[union-attr]
+            states = loaded
+        memo = self._lineages.get(state.id)
+        if (
+            memo is not None
+            and len(memo.states) == len(states)
+            and all(a is b for a, b in zip(memo.states, states, strict=True))
+        ):
+            return memo
+        lineage = Lineage(states)
+        if len(self._lineages) >= self.max_entries:
+            self._lineages.clear()
+        self._lineages[state.id] = lineage
+        return lineage
+
+    def _walk(self, state: KeyState, *, stale: bool = False) -> tuple[KeyState, ...] | None:
+        """``state`` and its cached ancestors, or ``None`` when one is not cached."""
+        states = [state]
+        current = state.parent_id
+        while current is not None and len(states) <= MAX_DEPTH:
+            found = self.states.last(current) if stale else self.states.peek(current)
+            if found is MISSING or found is None:
+                return None
+            states.append(found)  # type: ignore[arg-type]
+            current = found.parent_id  # type: ignore[union-attr]
         return tuple(states)
 
-    def _stale_walk(self, key_id: str) -> tuple[KeyState, ...] | None:
-        states: list[KeyState] = []
-        current: str | None = key_id
-        while current is not None and len(states) <= MAX_DEPTH:
-            state = self.states.last(current)
-            if state is MISSING or state is None:
-                return None
-            states.append(state)  # type: ignore[arg-type]
-            current = state.parent_id  # type: ignore[union-attr]
-        return tuple(states)
-
-    async def _load_secret(self, secret: str, digest: str) -> SecretMatch | None:
+    async def _load_secret(self, secret: str, digest: bytes) -> KeyState | GraceSecret | None:
         generations = self._generations()
         found = await self._store.by_secret(self._hasher.digests(secret, digest))
         if found is None:
             return None
-        match, chain = found
-        self._fill(chain, generations)
-        return match
+        chain, grace = found
+        self._fill(chain, generations, head=False)
+        head = chain.states[0]
+        return head if grace is None else GraceSecret(head, grace)
 
     async def _load_lineage(
         self, key_id: str, tenant_id: str | None
@@ -301,7 +330,8 @@ class KeyCache:
         try:
             chain = await self._read_by_id(tenant_id, key_id)
         except Exception:
-            stale = self._stale_walk(key_id)
+            head = self.states.last(key_id)
+            stale = None if head is MISSING or head is None else self._walk(head, stale=True)  # type: ignore[arg-type]
             if stale is None:
                 raise
             return stale  # database down: serve the last known states
@@ -313,19 +343,23 @@ class KeyCache:
         if chain is None:
             self.states.put(key_id, None, since=generations[0])
             return None
-        self._fill(chain, generations)
+        self._fill(chain, generations, head=True)
         return chain
 
     def _generations(self) -> tuple[int, int]:
         return self.states.generation, self.identities.generation
 
-    def _fill(self, chain: Chain, generations: tuple[int, int]) -> None:
-        for state in chain.states:
+    def _fill(self, chain: Chain, generations: tuple[int, int], *, head: bool) -> None:
+        """Store what a query read: the ancestors (and the key itself when asked by id; a key
+        found by its secret is held by the secrets map)."""
+        for state in chain.states if head else chain.states[1:]:
             self.states.put(state.id, state, since=generations[0])
         tenant_id = chain.states[0].tenant_id
         for external_id, limits in chain.identity_limits.items():
             self.identities.put((tenant_id, external_id), limits, since=generations[1])
 
 
-def _secret_tags(match: SecretMatch | None) -> tuple[str, ...]:
-    return () if match is None else (match.key_id,)
+def _secret_tag(found: KeyState | GraceSecret | None) -> str | None:
+    if found is None:
+        return None
+    return found.state.id if isinstance(found, GraceSecret) else found.id

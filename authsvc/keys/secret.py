@@ -82,11 +82,17 @@ class KeyHasher:
         self._current, self._previous = current, tuple(previous)
 
     def digest(self, key: str) -> str:
+        """The stored form (hex) under the current subkey."""
         return key_hash(key, self._current)
 
-    def digests(self, key: str, current: str | None = None) -> tuple[str, ...]:
-        """Every digest the key may be stored under, the current one first."""
-        first = self.digest(key) if current is None else current
+    def raw(self, key: str) -> bytes:
+        """The same digest as 32 raw bytes: the key cache's key (half the memory of hex)."""
+        return hmac.digest(self._current, key.encode(), "sha256")
+
+    def digests(self, key: str, current: bytes | None = None) -> tuple[str, ...]:
+        """Every stored form the key may have, the current subkey's first (``current``: its
+        :meth:`raw` digest, when the caller already has it)."""
+        first = self.digest(key) if current is None else current.hex()
         return (first, *(key_hash(key, s) for s in self._previous))
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authsvc.audit.service import record as audit
 from authsvc.clock import Clock
 from authsvc.db.engine import SessionFactory
-from authsvc.db.models import ApiKey
+from authsvc.db.models import ApiKey, Tenant
 from authsvc.db.pagination import paginate
 from authsvc.errors import Code, InvalidRequest, NotFound
 from authsvc.ids import new_id
@@ -35,7 +35,7 @@ from authsvc.keys.state import CreatedKey, KeyInfo, info_of
 from authsvc.keys.store import MAX_DEPTH
 from authsvc.principal import Principal
 from authsvc.ratelimit.limits import RateLimitDef, parse_ratelimits
-from authsvc.revocation.events import RevocationBus, RevocationEvent
+from authsvc.revocation.events import RevocationBus, RevocationEvent, horizon
 from authsvc.revocation.events import record as record_revocation
 from authsvc.scopes import ADMIN, Grant, downscope, parse_grants
 
@@ -45,11 +45,18 @@ MAX_NAME = 200
 MAX_IDENTITY = 200
 
 
-def _key_events(key_id: str, tenant_id: str, now: datetime) -> list[RevocationEvent]:
-    """Drop the key from every cache and revoke the tokens minted from it so far."""
+async def _key_events(
+    session: AsyncSession, key_id: str, tenant_id: str, now: datetime
+) -> list[RevocationEvent]:
+    """Drop the key from every cache and revoke the tokens minted from it so far (a cutoff kept
+    as long as such a token can live, then pruned)."""
+    tenant = await session.get(Tenant, tenant_id)
+    until = (
+        None if tenant is None else horizon(now, tenant.max_token_ttl_s, tenant.token_horizon_at)
+    )
     return [
         RevocationEvent(tenant_id, "key", key_id, now),
-        RevocationEvent(tenant_id, "key_tokens", key_id, now),
+        RevocationEvent(tenant_id, "key_tokens", key_id, now, until),
     ]
 
 
@@ -270,7 +277,7 @@ class KeyService:
                 .execution_options(synchronize_session=False)
             )
             await session.refresh(row)
-            events = _key_events(row.id, row.tenant_id, now)
+            events = await _key_events(session, row.id, row.tenant_id, now)
             for event in events:
                 record_revocation(session, event, now=now)
             self._audit(session, principal, "key.revoke", row.id, now, {})
@@ -294,7 +301,7 @@ class KeyService:
             row.key_hash = self._hasher.digest(key)
             row.start = keysecret.display_start(key)
             row.updated_at = now
-            events = _key_events(row.id, row.tenant_id, now)
+            events = await _key_events(session, row.id, row.tenant_id, now)
             for event in events:
                 record_revocation(session, event, now=now)
             self._audit(session, principal, "key.reroll", row.id, now, {"grace_s": grace_s})

@@ -10,10 +10,17 @@ Secrets are found by their keyed hash under the current master secret and, durin
 under the previous ones (``AUTHSVC_PREVIOUS_SECRET_KEYS``): the lookup asks for all of them at
 once, and a key found under an old hash is re-hashed under the current secret on the spot
 (DESIGN §8, "secrets rotate"), so the old secret can be dropped once every key was used.
+
+The lookup goes through the :class:`~authsvc.db.engine.Reader` (one round trip: autocommit, no
+ping). Keys are cached by the hundred thousand, so what it builds is shared where it can be:
+identical grant sets and limit sets are one tuple for every key holding them, tenant ids and
+identities are interned strings.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,14 +28,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, and_, literal, or_, select, update
 
-from authsvc.db.engine import SessionFactory
+from authsvc.db.engine import Reader, SessionFactory
 from authsvc.db.models import ApiKey, Identity
 from authsvc.keys.state import KeyState
 from authsvc.ratelimit.limits import RateLimitDef, ratelimits_from_json
-from authsvc.scopes import grant_from_json
+from authsvc.scopes import Grant, grant_from_json
 
 MAX_DEPTH = 8
-"""A key derives from at most this many ancestors (a bound on every walk up a lineage)."""
+"""A lineage (a key and its ancestors) has at most this many levels: a key derives from at
+most 7 ancestors (a bound on every walk up a lineage)."""
 
 _KEYS: Table = ApiKey.__table__  # type: ignore[assignment]
 _IDENTITIES: Table = Identity.__table__  # type: ignore[assignment]
@@ -46,15 +54,6 @@ _COLUMNS = (
     "previous_key_hash",
     "previous_expires_at",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SecretMatch:
-    """Which key a secret belongs to; ``grace_until``: the secret is a rerolled key's previous
-    one, valid until then (Unix time)."""
-
-    key_id: str
-    grace_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,64 +91,87 @@ def _ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
+_SHARED_MAX = 10_000
+_grant_sets: dict[str, tuple[Grant, ...]] = {}
+_limit_sets: dict[str, tuple[RateLimitDef, ...]] = {}
+
+
+def _shared_grants(stored: list[dict[str, Any]]) -> tuple[Grant, ...]:
+    """One tuple for every key holding exactly these grants (grants are immutable values)."""
+    k = json.dumps(stored, sort_keys=True, separators=(",", ":"))
+    found = _grant_sets.get(k)
+    if found is None:
+        if len(_grant_sets) >= _SHARED_MAX:
+            _grant_sets.clear()
+        found = _grant_sets[k] = tuple(grant_from_json(g) for g in stored)
+    return found
+
+
+def _shared_limits(stored: list[dict[str, Any]] | None) -> tuple[RateLimitDef, ...]:
+    if not stored:
+        return ()
+    k = json.dumps(stored, sort_keys=True, separators=(",", ":"))
+    found = _limit_sets.get(k)
+    if found is None:
+        if len(_limit_sets) >= _SHARED_MAX:
+            _limit_sets.clear()
+        found = _limit_sets[k] = ratelimits_from_json(stored)
+    return found
+
+
 def _chain(rows: Sequence[Any]) -> Chain:
     states: list[KeyState] = []
     limits: dict[str, tuple[RateLimitDef, ...]] = {}
     for row in rows:
+        identity = None if row.identity is None else sys.intern(row.identity)
         states.append(
             KeyState(
                 id=row.id,
-                tenant_id=row.tenant_id,
+                tenant_id=sys.intern(row.tenant_id),
                 parent_id=row.parent_id,
-                grants=tuple(grant_from_json(g) for g in row.grants),
-                ratelimits=ratelimits_from_json(row.ratelimits),
-                identity=row.identity,
+                grants=_shared_grants(row.grants),
+                ratelimits=_shared_limits(row.ratelimits),
+                identity=identity,
                 expires_at=_ts(row.expires_at),
                 enabled=row.enabled,
                 revoked=row.revoked_at is not None,
             )
         )
-        if row.identity is not None:
-            limits[row.identity] = ratelimits_from_json(row.identity_ratelimits or ())
+        if identity is not None:
+            limits[identity] = _shared_limits(row.identity_ratelimits)
     return Chain(tuple(states), limits)
 
 
 class KeyStore:
-    def __init__(self, db: SessionFactory) -> None:
-        self._db = db
+    def __init__(self, reader: Reader, db: SessionFactory) -> None:
+        self._reader, self._db = reader, db
 
-    async def by_secret(self, digests: Sequence[str]) -> tuple[SecretMatch, Chain] | None:
+    async def by_secret(self, digests: Sequence[str]) -> tuple[Chain, float | None] | None:
         """The key whose current or previous secret has one of ``digests`` (the current
-        master secret's first), with its lineage; re-hashes a key found under an old one."""
+        master secret's first), with its lineage and, for a rerolled key's previous secret,
+        when its grace ends; re-hashes a key found under an old master secret."""
         start = or_(_KEYS.c.key_hash.in_(digests), _KEYS.c.previous_key_hash.in_(digests))
-        async with self._db() as session:
-            rows = (await session.execute(_chain_query(start))).all()
-            if not rows:
-                return None
-            head = rows[0]
-            current = digests[0]
-            if head.key_hash in digests:
-                match, column, stored = SecretMatch(head.id), "key_hash", head.key_hash
-            else:
-                grace = _ts(head.previous_expires_at)
-                match, column, stored = (
-                    SecretMatch(head.id, grace),
-                    "previous_key_hash",
-                    head.previous_key_hash,
-                )
-            if stored != current:
+        rows = await self._reader.rows(_chain_query(start))
+        if not rows:
+            return None
+        head = rows[0]
+        if head.key_hash in digests:
+            grace, column, stored = None, "key_hash", head.key_hash
+        else:
+            grace = _ts(head.previous_expires_at)
+            column, stored = "previous_key_hash", head.previous_key_hash
+        if stored != digests[0]:
+            async with self._db.begin() as session:
                 await session.execute(
                     update(_KEYS)
                     .where(_KEYS.c.id == head.id, _KEYS.c[column] == stored)
-                    .values({column: current})
+                    .values({column: digests[0]})
                 )
-                await session.commit()
-        return match, _chain(rows)
+        return _chain(rows), grace
 
     async def by_id(self, tenant_id: str | None, key_id: str) -> Chain | None:
         start = _KEYS.c.id == key_id
         if tenant_id is not None:
             start = and_(start, _KEYS.c.tenant_id == tenant_id)
-        async with self._db() as session:
-            rows = (await session.execute(_chain_query(start))).all()
+        rows = await self._reader.rows(_chain_query(start))
         return _chain(rows) if rows else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, update
@@ -28,11 +28,17 @@ MAX_PENDING = 100_000
 class UsageRecorder:
     def __init__(self, db: SessionFactory, clock: Clock, *, interval_s: float = 60.0) -> None:
         self._db, self._clock, self.interval_s = db, clock, interval_s
-        self._pending: dict[str, datetime] = {}
+        self._pending: dict[str, float] = {}
+        self._second = 0.0
 
     def touch(self, key_id: str) -> None:
+        """Record a use (one dict assignment; the time is shared within a second, so a burst
+        of distinct keys does not allocate a timestamp each)."""
+        now = self._clock.time()
+        if now - self._second >= 1.0:
+            self._second = now
         if key_id in self._pending or len(self._pending) < MAX_PENDING:
-            self._pending[key_id] = self._clock.now()
+            self._pending[key_id] = self._second
 
     async def flush(self) -> int:
         if not self._pending:
@@ -47,7 +53,11 @@ class UsageRecorder:
         try:
             async with self._db.begin() as session:
                 await session.execute(
-                    stmt, [{"b_id": k, "b_at": t} for k, t in sorted(batch.items())]
+                    stmt,
+                    [
+                        {"b_id": k, "b_at": datetime.fromtimestamp(t, UTC)}
+                        for k, t in sorted(batch.items())
+                    ],
                 )
         except Exception:
             for k, t in batch.items():  # keep them for the next round, newer times win

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authsvc.clock import MAX_CLOCK_SKEW_S
 from authsvc.db.models import Revocation
 
 Kind = Literal["jti", "sub", "key_tokens", "key", "tenant", "signing_key", "issuer"]
@@ -30,6 +31,16 @@ class RevocationEvent:
 
 class RevocationBus(Protocol):
     async def publish(self, events: Sequence[RevocationEvent]) -> None: ...
+
+
+def horizon(now: datetime, max_token_ttl_s: int, tokens_live_until: datetime | None) -> datetime:
+    """Until when a revocation issued ``now`` can match a live token of a tenant whose tokens
+    live at most ``max_token_ttl_s``, and those minted under an earlier, higher maximum until
+    ``tokens_live_until`` (DESIGN §8, "revocations outlive every token they refuse")."""
+    latest = now + timedelta(seconds=max_token_ttl_s)
+    if tokens_live_until is not None:
+        latest = max(latest, tokens_live_until)
+    return latest + timedelta(seconds=MAX_CLOCK_SKEW_S)
 
 
 def record(session: AsyncSession, event: RevocationEvent, *, now: datetime) -> None:

@@ -84,6 +84,9 @@ export function createTokenSource(options) {
     options ?? {};
   requireString(baseUrl, "baseUrl");
   requireString(tenant, "tenant");
+  if (audience !== undefined && audience !== null && typeof audience !== "string") {
+    throw new TypeError("createTokenSource: audience must be one string");
+  }
   if (typeof getSubjectToken !== "function") {
     throw new TypeError("createTokenSource: getSubjectToken must be a function");
   }
@@ -109,8 +112,9 @@ export function createTokenSource(options) {
     if (scope !== undefined && scope !== null) {
       form.set("scope", Array.isArray(scope) ? scope.join(" ") : String(scope));
     }
-    for (const aud of audience === undefined || audience === null ? [] : [audience].flat()) {
-      form.append("audience", String(aud));
+    if (audience !== undefined && audience !== null) {
+      // One audience: the token endpoint refuses a repeated form parameter (RFC 6749 §3.2).
+      form.set("audience", String(audience));
     }
     const started = clock();
     const response = await send(endpoint, {

@@ -29,10 +29,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from authsvc.cache import Cache, Counter
-from authsvc.clock import MAX_CLOCK_SKEW_S
 from authsvc.db.engine import SessionFactory
 from authsvc.db.models import Tenant
-from authsvc.revocation.events import RevocationEvent
+from authsvc.revocation.events import RevocationEvent, horizon
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +73,7 @@ class TenantPolicy:
 
     def revocation_horizon(self, now: datetime) -> datetime:
         """Until when a revocation issued ``now`` can still match a live token."""
-        horizon = now + timedelta(seconds=self.max_token_ttl_s)
-        if self.token_horizon_at is not None:
-            horizon = max(horizon, self.token_horizon_at)
-        return horizon + timedelta(seconds=MAX_CLOCK_SKEW_S)
+        return horizon(now, self.max_token_ttl_s, self.token_horizon_at)
 
     def tokens_outlive(self, now: datetime) -> datetime:
         """The latest expiry of a token already minted, were the maximum lowered now."""

@@ -143,7 +143,7 @@ class TokenReader:
         generation = self._reads.generation
         result = await self._read(token, tenant)
         if isinstance(result, ReadToken):
-            self._reads.put(k, result, since=generation, tags=(tenant.id,))
+            self._reads.put(k, result, since=generation, tag=tenant.id)
         return result
 
     def on_event(self, event: RevocationEvent) -> None:

@@ -121,14 +121,15 @@ async def test_failed_reload_serves_the_aged_out_value_and_without_one_raises() 
 
 async def test_tags_drop_exactly_the_tagged_entries() -> None:
     cache = make()
-    cache.put("a1", "x", tags=("key_a",))
-    cache.put("a2", "y", tags=("key_a", "ten_1"))
-    cache.put("b1", "z", tags=("key_b",))
+    cache.put("a1", "x", tag="key_a")
+    cache.put("a2", "y", tag="key_a")
+    cache.put("b1", "z", tag="key_b")
+    cache.put("a1", "x2", tag="key_a")  # replacing an entry keeps one index member
     cache.invalidate_tag("key_a")
     assert cache.peek("a1") is MISSING
     assert cache.peek("a2") is MISSING
     assert cache.peek("b1") == "z"
-    cache.invalidate_tag("ten_1")  # its only entry went with key_a: nothing left to drop
+    cache.invalidate_tag("key_a")  # nothing left to drop
     assert len(cache) == 1
 
 
@@ -139,7 +140,7 @@ def test_cache_never_holds_more_than_max_entries_and_tags_stay_consistent(
 ) -> None:
     cache = make(max_entries=3)
     for key, tag in puts:
-        cache.put(key, key, tags=(tag,))
+        cache.put(key, key, tag=tag)
         assert len(cache) <= 3
     for tag in "xy":
         cache.invalidate_tag(tag)
