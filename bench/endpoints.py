@@ -1,5 +1,7 @@
-"""The authsvc HTTP cells: floor, verify (API key, JWT repeat, JWT first-seen), authz, tokens,
-client_credentials and introspection, in one server configuration.
+"""The authsvc HTTP cells: floor, verify (API key, with a rate limit, a child key of a limited
+parent, JWT repeat, JWT of a limited key, JWT first-seen), authz, tokens, client_credentials,
+the public token exchange of an IdP token (DESIGN §9) and introspection, in one server
+configuration.
 
 Every cell is probed once with httpx first: an endpoint that is not there yet (404/405) is
 reported as "n/a (endpoint missing)" and a probe that does not give the expected answer
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -89,6 +92,12 @@ def cells(fx: Fixture) -> list[Cell]:
             Http("/v1/verify", "POST", verify, verify_body(fx.limited.key)),
             _valid,
         ),
+        Cell(
+            "verify child key (parent has 1 rate limit)",
+            "authsvc",
+            Http("/v1/verify", "POST", verify, verify_body(fx.child.key)),
+            _valid,
+        ),
     ]
     if fx.jwt is not None:
         out += [
@@ -112,6 +121,15 @@ def cells(fx: Fixture) -> list[Cell]:
                 _status(200),
             ),
         ]
+    if fx.limited_jwt is not None:
+        out.append(
+            Cell(
+                "verify JWT of a limited key (repeat)",
+                "authsvc",
+                Http("/v1/verify", "POST", verify, verify_body(fx.limited_jwt)),
+                _valid,
+            )
+        )
     out += [
         Cell(
             "tokens: POST /v1/tokens",
@@ -132,6 +150,24 @@ def cells(fx: Fixture) -> list[Cell]:
                 "POST",
                 {**FORM, "Authorization": fx.minter.basic},
                 f"grant_type=client_credentials&scope={SCOPE}",
+            ),
+            _has("access_token", 200),
+        ),
+        Cell(
+            "token exchange (IdP JWT, warm JWKS)",
+            "authsvc",
+            Http(
+                f"/t/{fx.slug}/oauth2/token",
+                "POST",
+                {**FORM, "Origin": fx.origin},
+                urlencode(
+                    {
+                        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                        "subject_token": fx.idp_token,
+                        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                        "scope": SCOPE,
+                    }
+                ),
             ),
             _has("access_token", 200),
         ),

@@ -3,7 +3,9 @@ process, driven by the same wrk script, threads and connections as authsvc.
 
 Cells: ``client_credentials`` minting an ES256 JWT access token (resource ``urn:bench:jwt``),
 and introspection (RFC 7662) of an opaque access token (resource ``urn:bench:opaque``), since
-oidc-provider refuses to introspect its JWT access tokens.
+oidc-provider refuses to introspect its JWT access tokens. One more cell runs
+``client_credentials`` against 2 node processes (node's ``cluster`` module sharing the port and
+the signing key), the fair opponent of authsvc's 2-worker figures on this 2-core machine.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ CLIENT_SECRET = "bench-secret-0123456789abcdef0123456789"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
 FORM = {"Authorization": BASIC, "Content-Type": "application/x-www-form-urlencoded"}
 TARGET = "oidc-provider 9, node 20, 1 process"
+CLUSTER = "oidc-provider 9, node 20, cluster 2 processes"
 
 
 @contextmanager
-def oidc_provider() -> Iterator[str]:
+def oidc_provider(workers: int = 1) -> Iterator[str]:
     port = free_port()
-    env = dict(os.environ, PORT=str(port), NODE_ENV="production")
+    env = dict(os.environ, PORT=str(port), NODE_ENV="production", WORKERS=str(workers))
     proc = Process(["node", "server.js"], env=env, cwd=OIDC_DIR, name="oidc-provider")
     try:
         base = f"http://127.0.0.1:{port}"
@@ -63,26 +66,16 @@ def run(results: Results, seconds: float) -> None:
                 Row("peer-oauth", name, TARGET, note="n/a (run npm ci in bench/peers/oidc)")
             )
         return
+    cc = Http(
+        "/token",
+        "POST",
+        FORM,
+        "grant_type=client_credentials&scope=pipes:read&resource=urn:bench:jwt",
+    )
     with oidc_provider() as base:
         _token(base, "urn:bench:jwt")
-        cc = Http(
-            "/token",
-            "POST",
-            FORM,
-            "grant_type=client_credentials&scope=pipes:read&resource=urn:bench:jwt",
-        )
         load, passes = _best(base, cc, seconds)
-        results.add(
-            Row(
-                "peer-oauth",
-                "client_credentials (JWT)",
-                TARGET,
-                load.rps,
-                p50_ms=load.p50_ms,
-                p99_ms=load.p99_ms,
-                note=load_note(load) or f"ES256 JWT access token, in-memory storage; {passes}",
-            )
-        )
+        results.add(_cc_row(TARGET, load, passes))
         opaque = _token(base, "urn:bench:opaque")
         r = httpx.post(f"{base}/token/introspection", headers=FORM, content=f"token={opaque}")
         if not r.json().get("active"):
@@ -100,3 +93,19 @@ def run(results: Results, seconds: float) -> None:
                 note=load_note(load) or f"opaque token (its JWTs are not introspectable); {passes}",
             )
         )
+    with oidc_provider(workers=2) as base:
+        _token(base, "urn:bench:jwt")
+        load, passes = _best(base, cc, seconds)
+        results.add(_cc_row(CLUSTER, load, passes))
+
+
+def _cc_row(target: str, load: Load, passes: str) -> Row:
+    return Row(
+        "peer-oauth",
+        "client_credentials (JWT)",
+        target,
+        load.rps,
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        note=load_note(load) or f"ES256 JWT access token, in-memory storage; {passes}",
+    )

@@ -45,6 +45,11 @@ def server_env(database_url: str, redis_url: str, secret: str) -> dict[str, str]
         AUTHSVC_SECRET_KEY=secret,
         AUTHSVC_BASE_URL=BASE_URL,
         AUTHSVC_LOG_LEVEL="WARNING",
+        # the exchange cell: an issuer on a loopback URL (its keys are inline, nothing is
+        # fetched) and one IdP user exchanging far above the default per-subject budget
+        AUTHSVC_ALLOW_PRIVATE_ISSUERS="true",
+        AUTHSVC_EXCHANGE_SUBJECT_PER_MINUTE="1000000000",
+        AUTHSVC_EXCHANGE_ADDRESS_PER_MINUTE="1000000000",
         PYTHONPATH=str(ROOT),
     )
     return env
@@ -171,6 +176,43 @@ class Fixture:
     """TOKENS:CREATE + the data scope: /v1/tokens and the OAuth client."""
     jwt: str | None
     """A JWT minted from ``minter`` (None while /v1/tokens is missing)."""
+    child: Cred
+    """A key derived (DESIGN §8) from a non-ADMIN parent holding one generous rate limit:
+    verifying it charges the parent's limit too, still in one Redis round trip."""
+    limited_jwt: str | None
+    """A JWT minted from a key with one generous rate limit (charged on every verify)."""
+    idp_token: str
+    """An IdP token (RS256) of the tenant's trusted issuer, for the public token exchange."""
+    origin: str
+    """The browser origin the trusted issuer allows."""
+
+
+IDP_ISSUER = "http://127.0.0.1:9/bench-idp"
+IDP_AUDIENCE = "bench-frontend"
+ORIGIN = "https://app.bench.example"
+
+
+def idp_material() -> tuple[dict[str, Any], str]:
+    """An IdP's public JWK Set and one of its tokens (RS256, ``org_id`` claim, valid 2 h)."""
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    public.update(kid="bench-idp-1", use="sig", alg="RS256")
+    now = int(time.time())
+    claims = {
+        "iss": IDP_ISSUER,
+        "aud": IDP_AUDIENCE,
+        "sub": "bench-user",
+        "org_id": 42,
+        "iat": now,
+        "exp": now + 7200,
+    }
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "bench-idp-1"})
+    return {"keys": [public]}, token
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -215,6 +257,26 @@ def bootstrap(env: Mapping[str, str], base: str) -> Fixture:
             ratelimits=[{"name": "rps", "limit": 1_000_000, "period_s": 1}],
         )
         minter = _new_key(c, admin.key, "minter", [data, "TOKENS:CREATE"])
+        rps = [{"name": "rps", "limit": 1_000_000, "period_s": 1}]
+        parent = _new_key(c, admin.key, "parent", [data, "KEYS:WRITE"], ratelimits=rps)
+        child = _new_key(c, parent.key, "child", [data])
+        limited_minter = _new_key(
+            c, admin.key, "limited-minter", [data, "TOKENS:CREATE"], ratelimits=rps
+        )
+        jwks, idp_token = idp_material()
+        r = c.post(
+            "/v1/trusted-issuers",
+            headers=bearer(admin.key),
+            json={
+                "issuer": IDP_ISSUER,
+                "jwks": jwks,
+                "audiences": [IDP_AUDIENCE],
+                "algorithms": ["RS256"],
+                "grants": [{"scope": SCOPE, "fixed_params": {"org_id": {"claim": "org_id"}}}],
+                "allowed_origins": [ORIGIN],
+            },
+        )
+        r.raise_for_status()
     return Fixture(
         operator=operator,
         slug=slug,
@@ -225,4 +287,8 @@ def bootstrap(env: Mapping[str, str], base: str) -> Fixture:
         limited=limited,
         minter=minter,
         jwt=mint_jwt(base, minter),
+        child=child,
+        limited_jwt=mint_jwt(base, limited_minter),
+        idp_token=idp_token,
+        origin=ORIGIN,
     )

@@ -5,15 +5,38 @@
 //   urn:bench:opaque  opaque access tokens, the only kind oidc-provider can introspect
 //                     (it refuses to introspect its own JWT access tokens).
 // Storage is the library's default in-memory adapter (no database). Usage:
-//   PORT=3000 node server.js       -> prints "listening <url>" when ready
+//   PORT=3000 node server.js              -> prints "listening <url>" when ready
+//   PORT=3000 WORKERS=2 node server.js    -> node's cluster module: WORKERS processes share the
+//                                            port and one signing key (client_credentials JWTs
+//                                            need no shared storage; opaque tokens would)
+import cluster from 'node:cluster';
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PORT || 3000);
+const workers = Number(process.env.WORKERS || 1);
 const issuer = `http://127.0.0.1:${port}`;
 
-const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'bench-es256', alg: 'ES256', use: 'sig' };
+if (workers > 1 && cluster.isPrimary) {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = JSON.stringify(privateKey.export({ format: 'jwk' }));
+  let ready = 0;
+  for (let i = 0; i < workers; i += 1) {
+    cluster.fork({ BENCH_SIGNING_JWK: jwk }).on('message', (msg) => {
+      ready += msg === 'listening' ? 1 : 0;
+      if (ready === workers) console.log(`listening ${issuer} (${workers} processes)`);
+    });
+  }
+  cluster.on('exit', (_worker, code) => process.exit(code ?? 1));
+} else {
+  serve();
+}
+
+function serve() {
+const privateJwk = process.env.BENCH_SIGNING_JWK
+  ? JSON.parse(process.env.BENCH_SIGNING_JWK)
+  : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+const signingKey = { ...privateJwk, kid: 'bench-es256', alg: 'ES256', use: 'sig' };
 
 const resources = {
   'urn:bench:jwt': { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } },
@@ -54,5 +77,7 @@ const provider = new Provider(issuer, {
 });
 
 provider.listen(port, '127.0.0.1', () => {
-  console.log(`listening ${issuer}`);
+  if (cluster.isWorker) process.send('listening');
+  else console.log(`listening ${issuer}`);
 });
+}
