@@ -74,6 +74,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.verify = svc.verify
+        app.state.tokens = svc.tokens
         app.state.tenants = svc.tenant_cache
         app.state.metrics = svc.metrics
         app.state.engine = svc.engine

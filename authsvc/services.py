@@ -218,6 +218,7 @@ def build_services(
         issuers=IssuerService(db, clock, bus, allow_private=settings.allow_private_issuers),
         verify=verify,
         oauth=OAuthService(
+            tenants=tenant_cache,
             verify=verify,
             tokens=tokens,
             federation=FederatedExchange(

@@ -74,6 +74,10 @@ class FederatedExchange:
         self._per_subject = LimitSpec("exchange", "exchange", per_subject, 60.0, per_subject)
         self._per_address = LimitSpec("exchange", "exchange", per_address, 60.0, per_address)
 
+    async def origins(self, tenant: TenantPolicy) -> frozenset[str]:
+        """Every origin an enabled issuer of the tenant allows (CORS)."""
+        return await self._issuers.origins(tenant.id)
+
     async def issuer_for(
         self, tenant: TenantPolicy, subject_token: str, origin: str | None, address: str
     ) -> IssuerState:

@@ -63,7 +63,7 @@ from authsvc.oauth.client import client_credentials, invalid_client
 from authsvc.oauth.federation import SUBJECT_TOKEN_TYPES, FederatedExchange
 from authsvc.principal import Principal
 from authsvc.scopes import Grant, parse_scope
-from authsvc.tenants.policy import TenantPolicy
+from authsvc.tenants.policy import TenantCache, TenantPolicy
 from authsvc.tokens.claims import TokenRequest, data_grants
 from authsvc.tokens.service import MintedToken, TokenService
 from authsvc.verify.service import VerifyService
@@ -78,9 +78,35 @@ MAX_SCOPE_PARAM = 4096
 
 class OAuthService:
     def __init__(
-        self, *, verify: VerifyService, tokens: TokenService, federation: FederatedExchange
+        self,
+        *,
+        tenants: TenantCache,
+        verify: VerifyService,
+        tokens: TokenService,
+        federation: FederatedExchange,
     ) -> None:
+        self._tenants = tenants
         self._verify, self._tokens, self._federation = verify, tokens, federation
+
+    # --- the tenant and the browser's origin ---------------------------------------------------
+
+    async def tenant(self, slug: str) -> TenantPolicy:
+        """The enabled tenant of ``/t/<slug>/``; else a 404 with an RFC 6749 body."""
+        tenant = await self.find_tenant(slug)
+        if tenant is None:
+            raise OAuthError("invalid_request", "No such tenant.", not_found=True)
+        return tenant
+
+    async def find_tenant(self, slug: str) -> TenantPolicy | None:
+        tenant = await self._tenants.by_slug(slug)
+        return tenant if tenant is not None and tenant.enabled else None
+
+    async def allowed_origin(self, tenant: TenantPolicy, origin: str | None) -> str | None:
+        """``origin`` if an enabled trusted issuer of the tenant allows it (RFC 6454 §7), the
+        only origin CORS headers ever name (DESIGN §9); ``None`` for anything else."""
+        if origin is None or origin not in await self._federation.origins(tenant):
+            return None
+        return origin
 
     # --- authentication --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from authsvc.errors import Forbidden, Unauthenticated
 from authsvc.keys import secret as keysecret
@@ -36,12 +37,14 @@ async def authenticate_caller(
     return principal
 
 
-async def provide_caller(request: Request[Any, Any, Any], verify: VerifyService) -> Principal:
+async def provide_caller(
+    request: Request[Any, Any, Any], verify: NamedDependency[VerifyService]
+) -> Principal:
     return await authenticate_caller(request, verify)
 
 
 async def provide_operator(
-    request: Request[Any, Any, Any], operators: OperatorService
+    request: Request[Any, Any, Any], operators: NamedDependency[OperatorService]
 ) -> Principal:
     token = bearer_token(request)
     if token is None:

@@ -56,6 +56,7 @@ def decode_strict(body: bytes, type_: type[msgspec.Struct]) -> msgspec.Struct:
 
 
 async def reject_duplicate_members(request: Request[Any, Any, Any]) -> None:
-    if request.method not in ("POST", "PUT", "PATCH") or request.url.path in SELF_DECODED:
+    scope = request.scope
+    if scope["method"] not in ("POST", "PUT", "PATCH") or scope["path"] in SELF_DECODED:
         return
     check_members(await request.body())
