@@ -23,11 +23,10 @@ itself is the credential, vouched for by a trusted issuer of the tenant. In orde
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime
 
 from authsvc.clock import Clock
+from authsvc.compact_jws import unverified_issuer
 from authsvc.errors import OAuthError
 from authsvc.issuers.cache import IssuerCache
 from authsvc.issuers.jwks import JwksClient, JwksUnavailable
@@ -46,17 +45,6 @@ SUBJECT_TOKEN_TYPES = (
     "urn:ietf:params:oauth:token-type:access_token",
 )
 LEEWAY_S = 60.0
-
-
-def unverified_issuer(token: str) -> str | None:
-    """The ``iss`` claim of a compact JWS, unverified: only to choose whose keys verify it."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, IndexError, UnicodeDecodeError):
-        return None
-    iss = claims.get("iss") if isinstance(claims, dict) else None
-    return iss if isinstance(iss, str) else None
 
 
 class FederatedExchange:

@@ -49,14 +49,13 @@ on a cold path (the web layer maps that to 503).
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from authsvc.cache import MISSING
 from authsvc.clock import Clock
+from authsvc.compact_jws import unverified_issuer
 from authsvc.errors import Code, RateLimited, Unauthenticated
 from authsvc.issuers.cache import IssuerCache
 from authsvc.issuers.state import IssuerState
@@ -341,13 +340,8 @@ class VerifyService:
 
     def _foreign(self, token: str, tenant: TenantPolicy) -> bool:
         """Whether the (unverified) ``iss`` of a compact JWT names another issuer."""
-        try:
-            payload = token.split(".")[1]
-            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except (ValueError, IndexError, UnicodeDecodeError):
-            return False
-        iss = claims.get("iss") if isinstance(claims, dict) else None
-        return isinstance(iss, str) and iss != tenant.issuer
+        iss = unverified_issuer(token)
+        return iss is not None and iss != tenant.issuer
 
     # --- the decision ---------------------------------------------------------------------
 
