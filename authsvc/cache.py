@@ -15,8 +15,10 @@ revoked, tenant disabled, signing key removed) may complete while the load is st
 Storing that load's result would undo the invalidation until the entry ages out. So an
 invalidation marks every in-flight load it could concern as *stale*: :meth:`invalidate` the load
 of that key, :meth:`invalidate_where` and :meth:`clear` every load in flight (a predicate cannot
-be evaluated on a value not loaded yet). A stale load still answers the request that started it
-(it is as fresh as a request that arrived a moment earlier), but is never stored. A loader that
+be evaluated on a value not loaded yet). A stale load still answers the requests that started or
+joined it before the invalidation (they are as fresh as a request that arrived a moment
+earlier), but is never stored, and it is detached from its key: a request that arrives after the
+invalidation starts a load of its own instead of joining one that read before. A loader that
 fills several keys at once (a key and its ancestors, read in one query) takes
 :attr:`Cache.generation` before it reads and stores with ``put(..., since=generation)``, which
 refuses once any invalidation happened in between. Hence: **no cache stores a value read before
@@ -170,7 +172,8 @@ class Cache(Generic[K, V]):
                 self.put(key, value, tag=None if tag is None else tag(value))
             return value
         finally:
-            del self._flights[key]
+            if self._flights.get(key) is flight:  # not detached by an invalidation
+                del self._flights[key]
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -204,7 +207,7 @@ class Cache(Generic[K, V]):
     def invalidate(self, key: K) -> None:
         self._generation += 1
         self._remove(key)
-        flight = self._flights.get(key)
+        flight = self._flights.pop(key, None)
         if flight is not None:
             flight.stale = True
 
@@ -243,3 +246,4 @@ class Cache(Generic[K, V]):
     def _stale_flights(self) -> None:
         for flight in self._flights.values():
             flight.stale = True
+        self._flights.clear()

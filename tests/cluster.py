@@ -3,7 +3,9 @@
 * :class:`PrivateRedis`: a ``redis-server`` of our own on a free port, which a test may stop
   and start again (same port) to simulate an outage;
 * :func:`fresh_database`: a new Postgres database migrated to head, dropped afterwards;
-* :func:`instances`: N ``uvicorn`` processes of ``authsvc.app:app_from_env`` sharing them.
+* :func:`instances`: N ``uvicorn`` processes of ``authsvc.app:app_from_env`` sharing them;
+  :func:`started` the same with one environment per process (say, two Redis servers), as
+  :class:`Instance` handles a test can stop and replace (a restart).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -121,57 +123,79 @@ def instance_env(database_url: str, redis_url: str, **settings: str) -> dict[str
     return clean_env(extra)
 
 
+class Instance:
+    """One ``uvicorn`` process of ``authsvc.app:app_from_env`` (one worker), logging to
+    ``cwd/<name>.log``; :meth:`stop` ends it (a test may then start another on the same
+    database, simulating a restart)."""
+
+    def __init__(self, env: Mapping[str, str], cwd: Path, name: str) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = cwd / f"{name}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed by stop)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "authsvc.app:app_from_env",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=cwd,
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, deadline: float) -> None:
+        try:
+            wait_healthy(self.proc, self.url, deadline=deadline)
+        except ExitedEarly:
+            raise RuntimeError(f"instance {self.url} exited early; see {self.log_path}") from None
+
+    def interrupt(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def stop(self) -> None:
+        self.interrupt()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@contextmanager
+def started(
+    envs: Sequence[Mapping[str, str]], cwd: Path, prefix: str = "instance"
+) -> Iterator[list[Instance]]:
+    """One instance per environment in ``envs``, all healthy; stopped afterwards."""
+    procs: list[Instance] = []
+    try:
+        for i, env in enumerate(envs):
+            procs.append(Instance(env, cwd, f"{prefix}-{i}"))
+        deadline = time.monotonic() + 60
+        for proc in procs:
+            proc.wait_healthy(deadline)
+        yield procs
+    finally:
+        for proc in procs:
+            proc.interrupt()
+        for proc in procs:
+            proc.stop()
+
+
 @contextmanager
 def instances(count: int, env: Mapping[str, str], cwd: Path) -> Iterator[list[str]]:
     """``count`` uvicorn processes (one worker each); yields their base URLs."""
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
-    logs = []
-    try:
-        for i in range(count):
-            port = free_port()
-            log = open(cwd / f"instance-{i}.log", "wb")  # noqa: SIM115 (closed below)
-            logs.append(log)
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "authsvc.app:app_from_env",
-                        "--factory",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--log-level",
-                        "warning",
-                        "--no-access-log",
-                    ],
-                    cwd=cwd,
-                    env=dict(env),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        for proc, url in zip(procs, urls, strict=True):
-            try:
-                wait_healthy(proc, url, deadline=deadline)
-            except ExitedEarly:
-                hint = f"see {cwd}/instance-*.log"
-                raise RuntimeError(f"instance {url} exited early; {hint}") from None
-        yield urls
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in logs:
-            log.close()
+    with started([env] * count, cwd) as procs:
+        yield [p.url for p in procs]

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REDIS_URL, TEST_SECRET
+from tests.idp import Keys, Reply, serve, sign
 from tests.server import clean_env, cli, free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -287,3 +289,148 @@ def test_operator_key_revoked_by_cli_is_refused_by_the_running_server(
     out = cli("operator-key", "revoke", "opk_unknown", cwd=tmp_path, env=env)
     assert out.returncode == 1
     assert "NOT_FOUND" in out.stderr
+
+
+def test_cli_trusts_an_issuer_and_disabling_it_refuses_its_tokens_on_the_running_server(
+    tmp_path: Path,
+) -> None:
+    env = clean_env({"AUTHSVC_ALLOW_PRIVATE_ISSUERS": "true", "AUTHSVC_REVOCATION_POLL_S": "0.2"})
+    created = json.loads(
+        cli("tenant", "create", "Fed", "--slug", "fed", cwd=tmp_path, env=env).stdout
+    )
+    admin = {"Authorization": f"Bearer {created['admin_key']['key']}"}
+    keys = Keys()
+    with serve() as idp, running_server(tmp_path, env) as (base, _):
+        idp.routes["/.well-known/openid-configuration"] = Reply.json(
+            {"issuer": idp.url(), "jwks_uri": idp.url("/jwks")}
+        )
+        idp.routes["/jwks"] = Reply.json(keys.jwks())
+        grant = '{"scope": "PIPES:READ:orders", "fixed_params": {"org_id": {"claim": "org_id"}}}'
+        out = cli(
+            "trusted-issuer", "create", "fed",
+            "--issuer", idp.url(),
+            "--audience", "urn:example:data",
+            "--grant", grant,
+            "--grant", "pipes:read:top",
+            "--origin", "https://app.example",
+            "--algorithm", "RS256",
+            "--ttl-s", "300",
+            cwd=tmp_path,
+            env=env,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        issuer = json.loads(out.stdout)
+        assert issuer["id"].startswith("tis_")
+        assert issuer["enabled"] is True
+        assert issuer["grants"] == [
+            {"scope": "PIPES:READ:orders", "fixed_params": {"org_id": {"claim": "org_id"}}},
+            {"scope": "PIPES:READ:top", "fixed_params": {}},
+        ]
+        assert (issuer["algorithms"], issuer["ttl_s"]) == (["RS256"], 300)
+        assert (issuer["jwks_uri"], issuer["subject_claim"]) == (None, "sub")
+        assert idp.requests == []  # creation resolves the host, fetches nothing
+
+        listed = json.loads(cli("trusted-issuer", "list", "fed", cwd=tmp_path, env=env).stdout)
+        assert listed == [
+            {
+                k: issuer[k]
+                for k in ("id", "issuer", "enabled", "audiences", "allowed_origins", "grants")
+            }
+        ]
+        assert listed[0]["audiences"] == ["urn:example:data"]
+        assert listed[0]["allowed_origins"] == ["https://app.example"]
+
+        now = int(time.time())
+        subject = sign(
+            {"alg": "RS256", "kid": "rsa-1"},
+            {"iss": idp.url(), "sub": "alice", "aud": "urn:example:data", "iat": now,
+             "exp": now + 600, "org_id": 42},
+            keys.rsa,
+            "RS256",
+        )  # fmt: skip
+        r = httpx.post(
+            f"{base}/t/fed/oauth2/token",
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                "subject_token": subject,
+                "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                "scope": "PIPES:READ:orders",
+            },
+            headers={"Origin": "https://app.example"},
+        )
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        v = httpx.post(f"{base}/v1/verify", json={"token": token}, headers=admin).json()
+        assert (v["code"], v["key_id"], v["fixed_params"]) == ("VALID", issuer["id"], {})
+        assert v["scopes"] == [{"scope": "PIPES:READ:orders", "fixed_params": {"org_id": 42}}]
+
+        out = cli("trusted-issuer", "disable", "fed", issuer["id"], cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["enabled"] is False
+        # Another process changed the database: the server learns it by polling (0.2 s).
+        deadline = time.monotonic() + 5
+        while (
+            code := httpx.post(f"{base}/v1/verify", json={"token": token}, headers=admin).json()[
+                "code"
+            ]
+        ) == "VALID":
+            assert time.monotonic() < deadline, "the disabled issuer's token is still valid"
+            time.sleep(0.05)
+        assert code == "DISABLED"
+    listed = json.loads(cli("trusted-issuer", "list", "fed", cwd=tmp_path, env=env).stdout)
+    assert [i["enabled"] for i in listed] == [False]
+
+
+REFUSED_ISSUERS = [
+    (("--algorithm", "HS256"), "INVALID_ALG"),
+    (("--algorithm", "none"), "INVALID_ALG"),
+    (("--grant", "ADMIN"), "INVALID_SCOPE"),
+    (("--grant", '{"scope": "PIPES:READ:x"'), "INVALID_SCOPE"),
+    (("--grant", '{"scope": "PIPES:READ:x", "scope": "PIPES:READ:*"}'), "DUPLICATE_MEMBER"),
+    (("--origin", "*"), "INVALID_ISSUER"),
+    (("--ttl-s", "0"), "INVALID_TTL"),
+    (("--subject-claim", ""), "INVALID_CLAIM_REF"),
+]
+
+
+def test_cli_refuses_an_invalid_trusted_issuer_with_exit_1_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    env = clean_env({"AUTHSVC_ALLOW_PRIVATE_ISSUERS": "true"})
+    assert cli("tenant", "create", "Fed", "--slug", "fed", cwd=tmp_path, env=env).returncode == 0
+    with serve() as idp:
+        for extra, code in REFUSED_ISSUERS:
+            out = cli(
+                "trusted-issuer", "create", "fed",
+                "--issuer", idp.url(), "--audience", "aud", "--grant", "PIPES:READ:x", *extra,
+                cwd=tmp_path,
+                env=env,
+            )  # fmt: skip
+            assert out.returncode == 1, (extra, out.stdout)
+            assert f"({code})" in out.stderr, (extra, out.stderr)
+            assert out.stderr.startswith("authsvc: ")
+            assert "Traceback" not in out.stderr
+        assert idp.requests == []
+    assert json.loads(cli("trusted-issuer", "list", "fed", cwd=tmp_path, env=env).stdout) == []
+
+
+def test_cli_trusted_issuer_refuses_a_private_issuer_by_default_and_an_unknown_id(
+    tmp_path: Path,
+) -> None:
+    env = clean_env()
+    assert cli("tenant", "create", "Fed", "--slug", "fed", cwd=tmp_path, env=env).returncode == 0
+    with serve() as idp:
+        out = cli(
+            "trusted-issuer", "create", "fed",
+            "--issuer", idp.url(), "--audience", "aud", "--grant", "PIPES:READ:x",
+            cwd=tmp_path,
+            env=env,
+        )  # fmt: skip
+        assert idp.connections == 0
+    assert out.returncode == 1
+    assert "(INVALID_ISSUER)" in out.stderr
+    assert "private_address" in out.stderr or "not_https" in out.stderr
+    out = cli("trusted-issuer", "disable", "fed", "tis_unknown", cwd=tmp_path, env=env)
+    assert (out.returncode, "(NOT_FOUND)" in out.stderr) == (1, True)
+    out = cli("trusted-issuer", "list", "nope", cwd=tmp_path, env=env)
+    assert (out.returncode, "(NOT_FOUND)" in out.stderr) == (1, True)

@@ -68,6 +68,51 @@ async def test_broad_invalidation_during_a_load_stales_every_flight(how: str) ->
     assert cache.peek("k") is MISSING
 
 
+@pytest.mark.parametrize("how", ["key", "where", "clear", "tag"])
+async def test_a_get_after_an_invalidation_does_not_join_the_load_it_overtook(how: str) -> None:
+    cache = make()
+    gate, load_old = gated("old")
+    first = asyncio.create_task(cache.get("k", load_old))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    if how == "key":
+        cache.invalidate("k")
+    elif how == "where":
+        cache.invalidate_where(lambda k, v: True)
+    elif how == "clear":
+        cache.clear()
+    else:
+        cache.invalidate_tag("t")
+
+    async def load_new() -> str:
+        return "new"
+
+    second = asyncio.create_task(cache.get("k", load_new))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == "old"  # started before the invalidation: answers what it read
+    assert await second == "new"  # started after it: never the value read before
+    assert cache.peek("k") == "new"
+
+
+async def test_callers_that_joined_before_the_invalidation_share_the_load() -> None:
+    cache = make()
+    gate, load = gated("old")
+    calls = 0
+
+    async def counted() -> str | None:
+        nonlocal calls
+        calls += 1
+        return await load()  # type: ignore[no-any-return]
+
+    tasks = [asyncio.create_task(cache.get("k", counted)) for _ in range(3)]
+    await asyncio.sleep(0)
+    cache.invalidate("k")
+    gate.set()
+    assert await asyncio.gather(*tasks) == ["old"] * 3
+    assert calls == 1
+    assert cache.peek("k") is MISSING
+
+
 async def test_put_since_refuses_after_any_invalidation() -> None:
     cache = make()
     generation = cache.generation
