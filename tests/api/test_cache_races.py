@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from authsvc.clock import FrozenClock
-from authsvc.keys.store import Chain, SecretMatch
+from authsvc.keys.store import Chain
 from authsvc.services import Services
 from authsvc.settings import Settings
 from authsvc.tokens.jwt import sign_access_token
@@ -164,7 +164,7 @@ async def test_key_disabled_during_a_cold_secret_lookup_is_never_valid_afterward
     store = services.key_cache._store
     gate = Gate()
     monkeypatch.setattr(
-        store, "by_secret", gate.wrap(store.by_secret, lambda digests: digest in digests)
+        store, "by_secret", gate.wrap(store.by_secret, lambda digests: digest.hex() in digests)
     )
 
     first, joined = await race(
@@ -172,12 +172,14 @@ async def test_key_disabled_during_a_cold_secret_lookup_is_never_valid_afterward
         lambda: code(services, minter["key"], tenant),
         lambda: disable_key(client, admin_key, minter["id"]),
     )
-    read: tuple[SecretMatch, Chain] = gate.read
-    assert read[1].states[0].enabled
+    read: tuple[Chain, float | None] = gate.read
+    assert read[0].states[0].enabled
     assert first in ("VALID", "DISABLED")
     assert joined == "DISABLED"
     assert getattr(services.key_cache.states.peek(minter["id"]), "enabled", False) is False
-    assert services.key_cache.secrets.peek(digest) is not read[0]  # what was read is not kept
+    kept = services.key_cache.secrets.peek(digest)
+    assert kept is not read[0].states[0]  # what was read is not kept
+    assert getattr(kept, "enabled", False) is False
     assert await http_code(client, verifier, minter["key"]) == "DISABLED"
     assert await code(services, minter["key"], tenant) == "DISABLED"
 

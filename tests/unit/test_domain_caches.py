@@ -26,10 +26,10 @@ from authsvc.db.engine import SessionFactory
 from authsvc.db.models import TrustedIssuer
 from authsvc.issuers.cache import IssuerCache
 from authsvc.issuers.state import IssuerState, state_of
-from authsvc.keys.cache import KeyCache
+from authsvc.keys.cache import GraceSecret, KeyCache
 from authsvc.keys.secret import KeyHasher
 from authsvc.keys.state import KeyState
-from authsvc.keys.store import Chain, KeyStore, SecretMatch
+from authsvc.keys.store import Chain, KeyStore
 from authsvc.revocation.events import Kind, RevocationEvent
 from authsvc.scopes import Grant, parse_scope
 from authsvc.signing.crypto import ResolvedKey
@@ -118,10 +118,10 @@ class FakeKeyStore:
         enabled = await self.lineage.read() if self.secret is None else self.lineage.value
         return Chain((key_state(enabled),), {})
 
-    async def by_secret(self, digests: Sequence[str]) -> tuple[SecretMatch, Chain] | None:
+    async def by_secret(self, digests: Sequence[str]) -> tuple[Chain, float | None] | None:
         assert self.secret is not None
         grace_until = await self.secret.read()
-        return SecretMatch(K, grace_until), Chain((key_state(self.lineage.value),), {})
+        return Chain((key_state(self.lineage.value),), {}), grace_until
 
 
 def key_cache(store: FakeKeyStore) -> KeyCache:
@@ -165,7 +165,7 @@ async def test_key_secret_read_before_a_reroll_is_not_stored_nor_served_after_it
     assert first.grace_until is None
     assert (second.grace_until, third.grace_until) == (grace_end, grace_end)
     assert secret.reads == 2
-    assert cache.secrets.peek(digest) == SecretMatch(K, grace_end)
+    assert cache.secrets.peek(digest) == GraceSecret(key_state(True), grace_end)
 
 
 async def test_key_state_fill_overtaken_by_an_identity_event_stores_no_state() -> None:
