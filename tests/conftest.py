@@ -239,8 +239,11 @@ async def services(settings: Settings, clock: FrozenClock) -> AsyncIterator[Serv
 
 
 @asynccontextmanager
-async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Drive the ASGI lifespan in the test's own event loop (DB connections are loop-bound)."""
+async def lifespan(app: Litestar, shutdown_within_s: float = 30.0) -> AsyncIterator[None]:
+    """Drive the ASGI lifespan in the test's own event loop (DB connections are loop-bound).
+
+    A shutdown that takes longer than ``shutdown_within_s`` fails the test (a background task
+    that ignores its cancellation would otherwise hang the whole run)."""
     to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await to_app.put({"type": "lifespan.startup"})
@@ -252,8 +255,14 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await to_app.put({"type": "lifespan.shutdown"})
-        await from_app.get()
+        done, _ = await asyncio.wait({task}, timeout=shutdown_within_s)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=5)
+            raise AssertionError(f"the app did not shut down within {shutdown_within_s} s")
         await task
+        stopped = from_app.get_nowait()
+        assert stopped["type"] == "lifespan.shutdown.complete", stopped
 
 
 @pytest.fixture
