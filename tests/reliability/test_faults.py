@@ -39,7 +39,7 @@ from tests.reliability.conftest import (
     start_cluster,
 )
 from tests.reliability.load import Traffic
-from tests.reliability.test_soak import POLL_S, cluster_env, documented_paths, fresh_database
+from tests.reliability.test_soak import POLL_S, cluster_env, fresh_database, require_routes
 from tests.server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -266,15 +266,8 @@ async def test_redis_killed_under_load_only_documented_statuses_and_nothing_lost
     operator = operator_key_via_cli(tmp_path, env, ledger)
     servers = start_cluster(tmp_path, env, leak_guard, 2)
     try:
-        paths = documented_paths(servers[0])
-        traffic = Traffic(
-            servers,
-            leak_guard,
-            workers=8,
-            allowance_s=REDIS_TEST_POLL_S + 1.0,
-            have_tokens="/v1/tokens" in paths,
-            have_authz="/v1/authz" in paths,
-        )
+        require_routes(servers[0])
+        traffic = Traffic(servers, leak_guard, workers=8, allowance_s=REDIS_TEST_POLL_S + 1.0)
         async with traffic:
             await _fault_run(
                 traffic, operator, private_redis.kill, private_redis.start, "redis killed"
@@ -302,15 +295,8 @@ async def test_postgres_crashed_under_load_acknowledged_revocations_survive(
     operator = operator_key_via_cli(tmp_path, env, ledger)
     servers = start_cluster(tmp_path, env, leak_guard, 2)
     try:
-        paths = documented_paths(servers[0])
-        traffic = Traffic(
-            servers,
-            leak_guard,
-            workers=8,
-            allowance_s=POLL_S + 1.0,
-            have_tokens="/v1/tokens" in paths,
-            have_authz="/v1/authz" in paths,
-        )
+        require_routes(servers[0])
+        traffic = Traffic(servers, leak_guard, workers=8, allowance_s=POLL_S + 1.0)
         async with traffic:
             await _fault_run(
                 traffic,
