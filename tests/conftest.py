@@ -54,8 +54,10 @@ TEST_SECRET = "test-master-secret-" + "x" * 32
 BASE_URL = "http://testserver.local"
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
+async def pg_admin(sql: str, admin_url: str = PG_ADMIN_URL) -> None:
+    """Run one statement (``CREATE DATABASE`` …) on a Postgres server as its administrator.
+    The one copy for the test suite; bench/ keeps its own (it does not import tests)."""
+    conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(sql)
     finally:
@@ -66,12 +68,12 @@ async def _admin(sql: str) -> None:
 def empty_pg_database(prefix: str) -> Iterator[str]:
     """A new, empty Postgres database (its ``postgresql+asyncpg://`` URL), dropped afterwards."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -27,10 +27,9 @@ from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, pg_admin
 from tests.reliability.conftest import (
     Guard,
     Ledger,
@@ -195,14 +194,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             pg.cleanup()
 
 
-async def _create_db(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 async def revoke_batch(traffic: Traffic, n: int) -> int:
     """Revoke ``n`` keys right away (one per call); how many were acknowledged with 200."""
     before = len(traffic.revoked)
@@ -289,7 +280,7 @@ async def test_postgres_crashed_under_load_acknowledged_revocations_survive(
     leak_guard: Guard,
     ledger: Ledger,
 ) -> None:
-    await _create_db(private_postgres.admin_url, "authsvc")
+    await pg_admin('CREATE DATABASE "authsvc"', private_postgres.admin_url)
     env = cluster_env(private_postgres.url("authsvc"), REDIS_URL)
     run_cli("db", "upgrade", cwd=tmp_path, env=env)
     operator = operator_key_via_cli(tmp_path, env, ledger)

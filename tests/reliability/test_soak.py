@@ -11,19 +11,16 @@ process still alive; resident memory growth after warm-up bounded.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, REDIS_URL
+from tests.conftest import REDIS_URL, empty_pg_database
 from tests.reliability.conftest import (
     SECRET_KEY,
     Guard,
@@ -44,23 +41,10 @@ POLL_S = 1.0
 RSS_GROWTH_MAX_KIB = 64 * 1024
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def fresh_database() -> Iterator[str]:
-    name = f"authsvc_soak_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with empty_pg_database("authsvc_soak") as url:
+        yield url
 
 
 def cluster_env(
