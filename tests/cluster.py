@@ -10,9 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -22,14 +19,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
-
 from authsvc.db import migrate
+from tests.conftest import empty_pg_database
 from tests.server import ExitedEarly, clean_env, free_port, wait_healthy
 
-PG_ADMIN_URL = os.environ.get(
-    "AUTHSVC_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SECRET = "cluster-test-master-secret-" + "y" * 32
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -90,25 +83,12 @@ def private_redis(workdir: Path) -> Iterator[PrivateRedis]:
         redis.stop()
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextmanager
 def fresh_database() -> Iterator[str]:
-    name = f"authsvc_cluster_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    url = f"{base}/{name}"
-    try:
+    """A new Postgres database migrated to head, dropped afterwards."""
+    with empty_pg_database("authsvc_cluster") as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def instance_env(database_url: str, redis_url: str, **settings: str) -> dict[str, str]:

@@ -1,9 +1,24 @@
 """Shared fixtures.
 
-Integration and API tests run twice, against the embedded SQLite backend and the real
-PostgreSQL (``AUTHSVC_TEST_PG_ADMIN_URL``, default the local server): parametrise with the
-``backend`` fixture, or use ``services``/``client`` which depend on it. Each test gets a clean
-database: a new SQLite file, or a truncated Postgres schema (migrated once per session).
+Integration and API tests run against the embedded SQLite backend and the real PostgreSQL
+(``AUTHSVC_TEST_PG_ADMIN_URL``, default the local server): ask for the ``backend`` fixture, or
+use ``settings``/``services``/``client`` which depend on it. Each test gets a clean database: a
+new SQLite file, or a truncated Postgres schema (migrated once per session).
+
+A second dimension, ``broker``, says where rate-limit counters and revocation broadcasts live:
+``memory`` (the in-process limiter and :class:`~authsvc.revocation.bus.LocalBus`) or ``redis``
+(the real server, ``AUTHSVC_TEST_REDIS_URL``: :class:`~authsvc.ratelimit.redis.RedisLimiter`
+and :class:`~authsvc.revocation.bus.RedisBus`, whose subscriber the ``client`` fixture's
+lifespan runs in the test's event loop). :func:`pytest_generate_tests` builds the matrix:
+every test that uses ``backend`` runs as ``[sqlite]`` and ``[postgres]`` (memory broker), and
+the tests of :data:`REDIS_MODULES` run once more as ``[postgres-redis]``.
+
+Redis is shared (other test runs, other instances), so isolation is by name, not by flushing:
+rate-limit counters are keyed by tenant id, unique per test; the revocation channel is one for
+everyone, so a subscriber left behind by a finished test would be counted by every later
+``PUBLISH`` and make each revocation wait out the acknowledgement timeout. Every Redis
+connection of a test is therefore named (``client_name`` in the URL), and the ``services``
+fixture fails the test if one of them is still open once its services are closed.
 """
 
 from __future__ import annotations
@@ -15,11 +30,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from authsvc.app import create_app
@@ -37,8 +54,10 @@ TEST_SECRET = "test-master-secret-" + "x" * 32
 BASE_URL = "http://testserver.local"
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
+async def pg_admin(sql: str, admin_url: str = PG_ADMIN_URL) -> None:
+    """Run one statement (``CREATE DATABASE`` …) on a Postgres server as its administrator.
+    The one copy for the test suite; bench/ keeps its own (it does not import tests)."""
+    conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(sql)
     finally:
@@ -49,12 +68,12 @@ async def _admin(sql: str) -> None:
 def empty_pg_database(prefix: str) -> Iterator[str]:
     """A new, empty Postgres database (its ``postgresql+asyncpg://`` URL), dropped afterwards."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -65,18 +84,123 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+# The modules whose tests also run on Postgres + Redis: those where the limiter or the bus
+# decides an outcome, so that every revocation event kind crosses Redis at least once: verdicts
+# and their limits (test_verify, test_verify_jwt, test_authz), token and key revocation and its
+# propagation (test_tokens_revoke: jti/sub/key_tokens, test_keys: key, test_revocation_sync),
+# subtree revocation and disabling (test_authority), OAuth clients charged and revoked through
+# the same services (test_oauth), tenant deletion (test_tenants: tenant) and signing-key
+# removal (test_signing: signing_key). Left out, to keep CI's whole run well under its 15-minute
+# budget (a third run of every API test adds about half the API suite's time): token minting
+# (test_tokens; its refusals are covered by test_verify_jwt and test_tokens_revoke), identities,
+# operator keys (not on the bus) and master-secret rotation (test_secret_rotation).
+REDIS_MODULES = frozenset(
+    {
+        "tests.api.test_authority",
+        "tests.api.test_authz",
+        "tests.api.test_keys",
+        "tests.api.test_oauth",
+        "tests.api.test_revocation_sync",
+        "tests.api.test_signing",
+        "tests.api.test_tenants",
+        "tests.api.test_tokens_revoke",
+        "tests.api.test_verify",
+        "tests.api.test_verify_jwt",
+    }
+)
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+STORES = [
+    pytest.param("sqlite", "memory", id="sqlite"),
+    pytest.param("postgres", "memory", id="postgres", marks=pytest.mark.postgres),
+]
+POSTGRES_REDIS = pytest.param(
+    "postgres", "redis", id="postgres-redis", marks=[pytest.mark.postgres, pytest.mark.redis]
+)
+
+
+def _parametrized_directly(metafunc: pytest.Metafunc, name: str) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if name in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The store matrix of every test that uses ``backend`` (see the module docstring)."""
+    if "backend" not in metafunc.fixturenames or _parametrized_directly(metafunc, "backend"):
+        return
+    if "broker" not in metafunc.fixturenames:
+        metafunc.parametrize("backend", DATABASES, indirect=True)
+    elif metafunc.module.__name__ in REDIS_MODULES:
+        metafunc.parametrize(("backend", "broker"), [*STORES, POSTGRES_REDIS], indirect=True)
+    else:
+        metafunc.parametrize(("backend", "broker"), STORES, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgres`` (parametrised by :func:`pytest_generate_tests`)."""
     return str(request.param)
 
 
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str:
+    """``memory`` or ``redis`` (parametrised by :func:`pytest_generate_tests`)."""
+    return str(request.param)
+
+
+def redis_url_named(name: str) -> str:
+    """``AUTHSVC_TEST_REDIS_URL`` whose connections call themselves ``name`` (CLIENT SETNAME)."""
+    return f"{REDIS_URL}{'&' if urlsplit(REDIS_URL).query else '?'}client_name={name}"
+
+
+def connection_name(settings: Settings) -> str | None:
+    if settings.redis_url is None:
+        return None
+    return parse_qs(urlsplit(settings.redis_url).query)["client_name"][0]
+
+
+async def open_connections(name: str) -> list[dict[str, Any]]:
+    """The connections of the Redis server named ``name`` (``CLIENT LIST``)."""
+    admin = Redis.from_url(REDIS_URL)
+    try:
+        return [c for c in await admin.client_list() if c.get("name") == name]
+    finally:
+        await admin.aclose()
+
+
+async def assert_no_connection_left(name: str, within_s: float = 2.0) -> None:
+    """Every connection named ``name`` is closed (the server may take a moment to notice)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while left := await open_connections(name):
+        if asyncio.get_running_loop().time() > deadline:
+            kinds = sorted(f"{c.get('cmd')} sub={c.get('sub')}" for c in left)
+            raise AssertionError(f"{len(left)} Redis connection(s) left open: {kinds}")
+        await asyncio.sleep(0.02)
+
+
 def make_settings(
-    tmp_path: Path, backend: str, request: pytest.FixtureRequest, **kw: Any
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+    *,
+    broker: str = "memory",
+    **kw: Any,
 ) -> Settings:
     database_url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    redis_url = None
+    if broker == "redis":
+        redis_url = redis_url_named(f"authsvc-test-{os.getpid()}-{secrets.token_hex(4)}")
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
+        redis_url=redis_url,
         secret_key=TEST_SECRET,
         base_url=BASE_URL,
         **kw,
@@ -84,8 +208,8 @@ def make_settings(
 
 
 @pytest.fixture
-def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
-    return make_settings(tmp_path, backend, request)
+def settings(tmp_path: Path, backend: str, broker: str, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(tmp_path, backend, request, broker=broker)
 
 
 @pytest.fixture
@@ -111,11 +235,17 @@ async def services(settings: Settings, clock: FrozenClock) -> AsyncIterator[Serv
         yield svc
     finally:
         await svc.aclose()
+    name = connection_name(settings)
+    if name is not None:  # no subscriber (nor anything else) outlives the test
+        await assert_no_connection_left(name)
 
 
 @asynccontextmanager
-async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Drive the ASGI lifespan in the test's own event loop (DB connections are loop-bound)."""
+async def lifespan(app: Litestar, shutdown_within_s: float = 30.0) -> AsyncIterator[None]:
+    """Drive the ASGI lifespan in the test's own event loop (DB connections are loop-bound).
+
+    A shutdown that takes longer than ``shutdown_within_s`` fails the test (a background task
+    that ignores its cancellation would otherwise hang the whole run)."""
     to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await to_app.put({"type": "lifespan.startup"})
@@ -127,8 +257,14 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await to_app.put({"type": "lifespan.shutdown"})
-        await from_app.get()
+        done, _ = await asyncio.wait({task}, timeout=shutdown_within_s)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=5)
+            raise AssertionError(f"the app did not shut down within {shutdown_within_s} s")
         await task
+        stopped = from_app.get_nowait()
+        assert stopped["type"] == "lifespan.shutdown.complete", stopped
 
 
 @pytest.fixture
@@ -138,6 +274,9 @@ async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
             yield c
+    name = connection_name(settings)
+    if name is not None:  # the lifespan's end stopped the subscriber and dropped every link
+        await assert_no_connection_left(name)
 
 
 @pytest.fixture

@@ -1,19 +1,24 @@
-"""POST /v1/tokens/revoke on both backends: by jti, sub and key; persisted; later tokens live."""
+"""POST /v1/tokens/revoke on both backends: by jti, sub and key; persisted; later tokens live;
+still in force on an instance started afterwards (a real start: services, lifespan, poller)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from authsvc.app import create_app
 from authsvc.clock import FrozenClock
 from authsvc.db.models import Revocation
-from authsvc.revocation.denylist import Denylist
-from authsvc.revocation.events import RevocationEvent
-from authsvc.services import Services
-from tests.api.tokens_helpers import Client, claims_of, code, mint
-from tests.conftest import bearer, new_key, new_tenant
+from authsvc.revocation.poller import OVERLAP_S
+from authsvc.services import Services, build_services
+from authsvc.settings import Settings
+from tests.api.tokens_helpers import Client, code, mint
+from tests.conftest import BASE_URL, bearer, lifespan, new_key, new_tenant
 
 
 @pytest.fixture
@@ -88,24 +93,70 @@ async def test_revoke_key_id_refuses_its_tokens_but_the_key_still_mints(
     assert await code(services, after["token"], tenant) == "VALID"
 
 
-async def test_revocations_survive_a_restart_through_the_table(
-    client: Client, minter: dict[str, Any], revoker: str, tenant: dict[str, Any], services: Services
+@asynccontextmanager
+async def restarted(settings: Settings, clock: FrozenClock) -> AsyncIterator[Client]:
+    """A new instance on the same database, started the real way: new services, then the app's
+    lifespan, whose start-up loads the live revocations through the poller."""
+    fresh = build_services(settings, clock=clock)
+    try:
+        app = create_app(settings, services=fresh)
+        async with lifespan(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+                yield c
+    finally:
+        await fresh.aclose()
+
+
+async def verdict_code(client: Client, caller: str, credential: str) -> str:
+    r = await client.post("/v1/verify", json={"token": credential}, headers=bearer(caller))
+    assert r.status_code == 200, r.text
+    return str(r.json()["code"])
+
+
+async def test_revoked_tokens_stay_refused_by_a_restarted_instance(
+    client: Client,
+    minter: dict[str, Any],
+    revoker: str,
+    admin_key: str,
+    settings: Settings,
+    clock: FrozenClock,
 ) -> None:
-    token = await mint(client, minter["key"], ["PIPES:READ:a"], sub="user-9")
+    by_sub = await mint(client, minter["key"], ["PIPES:READ:a"], sub="user-9")
+    by_jti = await mint(client, minter["key"], ["PIPES:READ:a"], sub="user-8")
+    kept = await mint(client, minter["key"], ["PIPES:READ:a"], sub="user-7")
+    clock.advance(0.001)
     await revoke(client, revoker, sub="user-9")
-    fresh = Denylist()  # what a new instance loads at start
-    async with services.db() as session:
-        rows = (await session.scalars(select(Revocation))).all()
-    for row in rows:
-        fresh.apply(RevocationEvent(row.tenant_id, row.kind, row.value, row.cutoff, row.expires_at))  # type: ignore[arg-type]
-    claims = claims_of(token["token"])
-    assert fresh.token_revoked(
-        tenant["tenant"]["id"],
-        jti=claims["jti"],
-        sub=claims["sub"],
-        client_id=claims["client_id"],
-        iat=claims["iat"],
-    )
+    await revoke(client, revoker, jti=by_jti["jti"])
+    # A later revocation, past the poller's overlap window: only the start-up load, not the
+    # first poll, can bring the two above back.
+    clock.advance(OVERLAP_S + 1)
+    await revoke(client, revoker, sub="someone-else")
+    async with restarted(settings, clock) as fresh:
+        assert await verdict_code(fresh, admin_key, by_sub["token"]) == "REVOKED"
+        assert await verdict_code(fresh, admin_key, by_jti["token"]) == "REVOKED"
+        assert await verdict_code(fresh, admin_key, kept["token"]) == "VALID"
+
+
+async def test_a_revoked_key_subtree_stays_refused_by_a_restarted_instance(
+    client: Client, admin_key: str, settings: Settings, clock: FrozenClock
+) -> None:
+    grants = ["TOKENS:CREATE", "PIPES:READ:a"]
+    parent = await new_key(client, admin_key, ["KEYS:WRITE", *grants], name="parent")
+    child = await new_key(client, parent["key"], grants, name="child")  # in parent's subtree
+    sibling = await new_key(client, admin_key, grants, name="sibling")
+    child_token = await mint(client, child["key"], ["PIPES:READ:a"])
+    sibling_token = await mint(client, sibling["key"], ["PIPES:READ:a"])
+    r = await client.delete(f"/v1/keys/{parent['id']}", headers=bearer(admin_key))
+    assert r.status_code == 200, r.text
+    async with restarted(settings, clock) as fresh:
+        assert await verdict_code(fresh, admin_key, parent["key"]) == "REVOKED"
+        assert await verdict_code(fresh, admin_key, child["key"]) == "REVOKED"
+        assert await verdict_code(fresh, admin_key, child_token["token"]) == "REVOKED"
+        assert await verdict_code(fresh, admin_key, sibling["key"]) == "VALID"
+        assert await verdict_code(fresh, admin_key, sibling_token["token"]) == "VALID"
+        r = await fresh.get("/v1/keys", headers=bearer(child["key"]))
+        assert r.status_code == 401
 
 
 async def test_revoke_needs_exactly_one_field_and_tokens_revoke(

@@ -176,7 +176,7 @@ async def operator_key(services: Services, ledger: Ledger) -> str:
 
 
 async def openapi_paths(client: httpx.AsyncClient) -> set[str]:
-    """The paths the running app documents (tests adapt to the endpoints that exist)."""
+    """The paths the running app documents (a test asserts that the ones it checks exist)."""
     r = await client.get("/schema/openapi.json")
     assert r.status_code == 200, r.text
     return set(r.json().get("paths", {}))

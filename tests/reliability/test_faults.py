@@ -27,10 +27,9 @@ from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, pg_admin
 from tests.reliability.conftest import (
     Guard,
     Ledger,
@@ -39,7 +38,7 @@ from tests.reliability.conftest import (
     start_cluster,
 )
 from tests.reliability.load import Traffic
-from tests.reliability.test_soak import POLL_S, cluster_env, documented_paths, fresh_database
+from tests.reliability.test_soak import POLL_S, cluster_env, fresh_database, require_routes
 from tests.server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -195,14 +194,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             pg.cleanup()
 
 
-async def _create_db(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 async def revoke_batch(traffic: Traffic, n: int) -> int:
     """Revoke ``n`` keys right away (one per call); how many were acknowledged with 200."""
     before = len(traffic.revoked)
@@ -266,15 +257,8 @@ async def test_redis_killed_under_load_only_documented_statuses_and_nothing_lost
     operator = operator_key_via_cli(tmp_path, env, ledger)
     servers = start_cluster(tmp_path, env, leak_guard, 2)
     try:
-        paths = documented_paths(servers[0])
-        traffic = Traffic(
-            servers,
-            leak_guard,
-            workers=8,
-            allowance_s=REDIS_TEST_POLL_S + 1.0,
-            have_tokens="/v1/tokens" in paths,
-            have_authz="/v1/authz" in paths,
-        )
+        require_routes(servers[0])
+        traffic = Traffic(servers, leak_guard, workers=8, allowance_s=REDIS_TEST_POLL_S + 1.0)
         async with traffic:
             await _fault_run(
                 traffic, operator, private_redis.kill, private_redis.start, "redis killed"
@@ -296,21 +280,14 @@ async def test_postgres_crashed_under_load_acknowledged_revocations_survive(
     leak_guard: Guard,
     ledger: Ledger,
 ) -> None:
-    await _create_db(private_postgres.admin_url, "authsvc")
+    await pg_admin('CREATE DATABASE "authsvc"', private_postgres.admin_url)
     env = cluster_env(private_postgres.url("authsvc"), REDIS_URL)
     run_cli("db", "upgrade", cwd=tmp_path, env=env)
     operator = operator_key_via_cli(tmp_path, env, ledger)
     servers = start_cluster(tmp_path, env, leak_guard, 2)
     try:
-        paths = documented_paths(servers[0])
-        traffic = Traffic(
-            servers,
-            leak_guard,
-            workers=8,
-            allowance_s=POLL_S + 1.0,
-            have_tokens="/v1/tokens" in paths,
-            have_authz="/v1/authz" in paths,
-        )
+        require_routes(servers[0])
+        traffic = Traffic(servers, leak_guard, workers=8, allowance_s=POLL_S + 1.0)
         async with traffic:
             await _fault_run(
                 traffic,

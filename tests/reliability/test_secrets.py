@@ -10,8 +10,6 @@ at DEBUG) is in test_real_server.py.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,23 +24,13 @@ from tests.reliability.conftest import CREDENTIAL_SHAPES, Ledger, openapi_paths
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
 
 
-def fake_jwt() -> str:
-    """Well-formed compact JWS nobody signed (shape of a real token, unknown to the service)."""
-
-    def part(obj: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-    sig = base64.urlsafe_b64encode(b"s" * 64).rstrip(b"=").decode()
-    return f"{part({'alg': 'ES256', 'typ': 'at+jwt', 'kid': 'k'})}.{part({'sub': 'x'})}.{sig}"
-
-
 @dataclass
 class Creds:
     valid_key: str  # a real API key of the tenant (KEYS:READ only)
     unknown_key: str  # well-formed, checksum right, not in the database
     truncated_key: str  # a real key minus its last character
     operator: str
-    jwt: str  # minted by the service when /v1/tokens exists, else a well-formed fake
+    jwt: str  # minted by the service
     slug: str
     key_id: str
 
@@ -57,15 +45,14 @@ async def creds(
 ) -> Creds:
     reader = await new_key(client, admin_key, ["KEYS:READ", "PIPES:READ:orders"])
     unknown = keysecret.generate("api")
-    jwt = fake_jwt()
-    if "/v1/tokens" in await openapi_paths(client):
-        r = await client.post(
-            "/v1/tokens",
-            json={"scopes": ["PIPES:READ:orders"], "sub": "user-1"},
-            headers=bearer(admin_key),
-        )
-        assert r.status_code == 201, r.text
-        jwt = r.json()["token"]
+    assert "/v1/tokens" in await openapi_paths(client), "the checks need a JWT minted here"
+    r = await client.post(
+        "/v1/tokens",
+        json={"scopes": ["PIPES:READ:orders"], "sub": "user-1"},
+        headers=bearer(admin_key),
+    )
+    assert r.status_code == 201, r.text
+    jwt = r.json()["token"]
     for secret in (unknown, jwt, reader["key"]):
         ledger.add(secret)
     return Creds(
