@@ -47,12 +47,25 @@ async def background(services: Services) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel_all(tasks)
         with contextlib.suppress(Exception):
             await services.usage.flush()
         if services.redis is not None:
             # Drop the connections on this loop (a test client may run the app on a loop of
             # its own); the clients stay usable and reconnect if used again.
             await services.redis.disconnect()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until every task has ended. One cancel is not enough on Python 3.11:
+    ``asyncio.wait_for`` (which redis-py wraps around each command when a socket timeout is
+    set) drops a cancel that arrives as its inner call completes, so a subscriber cancelled
+    while acknowledging a broadcast would go on running and the shutdown would never end."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task %s ended with %r", task.get_name(), task.exception())

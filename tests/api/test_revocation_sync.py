@@ -178,13 +178,6 @@ async def test_an_app_is_subscribed_during_its_lifespan_and_leaves_no_connection
 
 @pytest.mark.postgres
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason="authsvc bug: a cancel that reaches RedisBus.run() while it acknowledges a broadcast"
-    " is swallowed (redis-py sends the commands of a client with socket_timeout through"
-    " asyncio.wait_for, which on Python 3.11 drops a cancel that coincides with the send"
-    " completing), so background()'s cancel-then-gather never returns. Remove with the fix.",
-)
 async def test_an_app_shuts_down_while_broadcasts_of_other_instances_arrive(
     redis_settings: Settings, clock: FrozenClock
 ) -> None:
