@@ -75,6 +75,10 @@ class Goal:
     met: bool | None
     """None: could not be measured in this run."""
     why: str = ""
+    value: float | None = None
+    """The figure judged (a ratio, req/s, ms or MiB), for the median over runs."""
+    limit: float | None = None
+    at_most: bool = False
 
 
 @dataclass
