@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.common import Results, Row, percentile
-from bench.report import PEER, embed, goals, markdown
+from bench.report import PEER, embed, goals, markdown, median_goals
 
 
 def _results() -> Results:
@@ -48,8 +48,8 @@ def _goal(results: Results, name: str) -> bool | None:
 def test_goals_compare_ratios_measured_in_the_same_run() -> None:
     r = _results()
     assert _goal(r, "client_credentials (JWT) vs oidc-provider") is True
-    assert _goal(r, "warm verify API key vs floor") is True
-    assert _goal(r, "warm verify JWT (repeat) vs floor") is False
+    assert _goal(r, "verify API key vs floor") is True
+    assert _goal(r, "verify JWT (repeat) vs floor") is False
     assert _goal(r, "limiter: round trips per decision") is True
 
 
@@ -84,3 +84,26 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 50) == 50.0
     assert percentile(values, 99) == 99.0
     assert percentile([7.0], 99) == 7.0
+
+
+def test_child_key_goal_compares_with_the_limited_key_of_the_same_server() -> None:
+    r = _results()
+    r.rows += [
+        Row("authsvc", "verify API key + 1 rate limit", "uvicorn 1w", 5_000.0),
+        Row("authsvc", "verify child key (parent has 1 rate limit)", "uvicorn 1w", 4_400.0),
+    ]
+    assert _goal(r, "verify child key (parent has 1 rate limit) vs key with 1 rate limit") is False
+    r.rows[-1] = Row("authsvc", "verify child key (parent has 1 rate limit)", "uvicorn 1w", 4_600.0)
+    assert _goal(r, "verify child key (parent has 1 rate limit) vs key with 1 rate limit") is True
+
+
+def test_median_goal_judges_the_middle_run_not_the_best() -> None:
+    runs = []
+    for floor_rate in (10_000.0, 20_000.0, 11_000.0):  # ratios 0.6, 0.3, 0.545
+        r = _results()
+        r.rows[0] = Row("framework", "floor: no-op GET", "uvicorn 1w", floor_rate)
+        runs.append(goals(r))
+    goal = next(g for g in median_goals(runs) if g.name == "verify API key vs floor")
+    assert goal.value is not None
+    assert abs(goal.value - 6_000 / 11_000) < 1e-9
+    assert goal.met is True
