@@ -11,7 +11,7 @@ A second dimension, ``broker``, says where rate-limit counters and revocation br
 and :class:`~authsvc.revocation.bus.RedisBus`, whose subscriber the ``client`` fixture's
 lifespan runs in the test's event loop). :func:`pytest_generate_tests` builds the matrix:
 every test that uses ``backend`` runs as ``[sqlite]`` and ``[postgres]`` (memory broker), and
-the tests of :data:`REDIS_MODULES` run once more as ``[postgres-redis]``.
+the API tests (:data:`REDIS_PACKAGE`) run once more as ``[postgres-redis]``.
 
 Redis is shared (other test runs, other instances), so isolation is by name, not by flushing:
 rate-limit counters are keyed by tenant id, unique per test; the revocation channel is one for
@@ -84,30 +84,12 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-# The modules whose tests also run on Postgres + Redis: those where the limiter or the bus
-# decides an outcome, so that every revocation event kind crosses Redis at least once: verdicts
-# and their limits (test_verify, test_verify_jwt, test_authz), token and key revocation and its
-# propagation (test_tokens_revoke: jti/sub/key_tokens, test_keys: key, test_revocation_sync),
-# subtree revocation and disabling (test_authority), OAuth clients charged and revoked through
-# the same services (test_oauth), tenant deletion (test_tenants: tenant) and signing-key
-# removal (test_signing: signing_key). Left out, to keep CI's whole run well under its 15-minute
-# budget (a third run of every API test adds about half the API suite's time): token minting
-# (test_tokens; its refusals are covered by test_verify_jwt and test_tokens_revoke), identities,
-# operator keys (not on the bus) and master-secret rotation (test_secret_rotation).
-REDIS_MODULES = frozenset(
-    {
-        "tests.api.test_authority",
-        "tests.api.test_authz",
-        "tests.api.test_keys",
-        "tests.api.test_oauth",
-        "tests.api.test_revocation_sync",
-        "tests.api.test_signing",
-        "tests.api.test_tenants",
-        "tests.api.test_tokens_revoke",
-        "tests.api.test_verify",
-        "tests.api.test_verify_jwt",
-    }
-)
+# Every test of the API suite (tests/api) that uses ``broker`` also runs on Postgres + Redis:
+# the limiter and the bus decide outcomes there (verdicts and their limits, revocation and its
+# propagation, subtree disabling, OAuth clients charged and revoked, tenant deletion, signing
+# key removal), so each revocation event kind crosses the real Redis. The suite runs on two
+# xdist workers (scripts/test), which keeps CI's whole run under its 15-minute budget.
+REDIS_PACKAGE = "tests.api."
 DATABASES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", marks=pytest.mark.postgres),
@@ -137,7 +119,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "broker" not in metafunc.fixturenames:
         metafunc.parametrize("backend", DATABASES, indirect=True)
-    elif metafunc.module.__name__ in REDIS_MODULES:
+    elif metafunc.module.__name__.startswith(REDIS_PACKAGE):
         metafunc.parametrize(("backend", "broker"), [*STORES, POSTGRES_REDIS], indirect=True)
     else:
         metafunc.parametrize(("backend", "broker"), STORES, indirect=True)
