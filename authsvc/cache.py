@@ -247,3 +247,25 @@ class Cache(Generic[K, V]):
         for flight in self._flights.values():
             flight.stale = True
         self._flights.clear()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheBounds:
+    """What the caches of one owner share (lifetimes, size, counter, clock):
+    ``bounds.cache("name")`` is one more cache under them."""
+
+    ttl_s: float
+    max_entries: int
+    negative_ttl_s: float | None = None
+    count: Counter = _no_count
+    monotonic: Callable[[], float] = time.monotonic
+
+    def cache(self, name: str) -> Cache[K, V]:
+        return Cache(
+            name,
+            ttl_s=self.ttl_s,
+            max_entries=self.max_entries,
+            negative_ttl_s=self.negative_ttl_s,
+            count=self.count,
+            monotonic=self.monotonic,
+        )

@@ -25,7 +25,7 @@ from authsvc.db.engine import (
 from authsvc.identities.service import IdentityService
 from authsvc.issuers.cache import IssuerCache
 from authsvc.issuers.fetch import JsonFetcher
-from authsvc.issuers.jwks import JwksClient
+from authsvc.issuers.jwks_cache import JwksClient
 from authsvc.issuers.service import IssuerService
 from authsvc.keys.cache import KeyCache
 from authsvc.keys.secret import KeyHasher

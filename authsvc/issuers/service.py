@@ -33,10 +33,10 @@ from authsvc.db.pagination import paginate
 from authsvc.errors import Code, Conflict, InvalidRequest, NotFound
 from authsvc.ids import new_id
 from authsvc.issuers.claims import parse_conditions
-from authsvc.issuers.fetch import FetchError, check_issuer_url, check_jwks_url
 from authsvc.issuers.jwks import InvalidJwks, parse_algorithms, parse_jwks
 from authsvc.issuers.mapping import parse_grant_templates, parse_subject_claim
 from authsvc.issuers.state import IssuerState, state_of
+from authsvc.issuers.urls import FetchError, check_issuer_url, check_jwks_url
 from authsvc.principal import Principal
 from authsvc.ratelimit.limits import parse_ratelimits
 from authsvc.revocation.events import RevocationBus, RevocationEvent

@@ -16,7 +16,7 @@ from typing import Any
 
 from authsvc.db.models import TrustedIssuer
 from authsvc.issuers.claims import ClaimRef, Conditions, parse_conditions
-from authsvc.issuers.jwks import JwksSource
+from authsvc.issuers.jwks_cache import JwksSource
 from authsvc.issuers.mapping import GrantTemplate, parse_grant_templates, parse_subject_claim
 from authsvc.ratelimit.limits import RateLimitDef, ratelimits_from_json
 from authsvc.scopes import Scope, covers

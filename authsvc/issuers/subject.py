@@ -6,8 +6,9 @@ come from the issuer's JWKS, a key may allow several algorithms, ``typ`` is opti
 ``iss``, ``aud`` and ``exp`` are required. It never raises for any token value: a denial is a
 :class:`Rejected` with a stable ``code`` and a ``reason`` that never echoes token content. It
 raises ``ValueError`` for caller bugs (a leeway above 60 s, no audience, no algorithm) and
-lets exceptions from ``resolve_key`` propagate: :class:`~authsvc.issuers.jwks.JwksUnavailable`
-means the issuer's keys cannot be had (a 503), which must not read as "invalid token".
+lets exceptions from ``resolve_key`` propagate:
+:class:`~authsvc.issuers.jwks_cache.JwksUnavailable` means the issuer's keys cannot be had (a
+503), which must not read as "invalid token".
 
 Rejection codes
 ===============

@@ -59,7 +59,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from authsvc.cache import MISSING, Cache, Counter
+from authsvc.cache import MISSING, Cache, CacheBounds, Counter
 from authsvc.errors import Code
 from authsvc.keys.secret import KeyHasher
 from authsvc.keys.state import KeyState
@@ -171,22 +171,15 @@ class KeyCache:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store, self._hasher = store, hasher
-        self.secrets: Cache[bytes, KeyState | GraceSecret | None] = Cache(
-            "key",
+        bounds = CacheBounds(
             ttl_s=ttl_s,
-            negative_ttl_s=negative_ttl_s,
             max_entries=max_entries,
+            negative_ttl_s=negative_ttl_s,
             count=count,
             monotonic=monotonic,
         )
-        self.states: Cache[str, KeyState | None] = Cache(
-            "key_state",
-            ttl_s=ttl_s,
-            negative_ttl_s=negative_ttl_s,
-            max_entries=max_entries,
-            count=count,
-            monotonic=monotonic,
-        )
+        self.secrets: Cache[bytes, KeyState | GraceSecret | None] = bounds.cache("key")
+        self.states: Cache[str, KeyState | None] = bounds.cache("key_state")
         self.identities: Cache[tuple[str, str], tuple[RateLimitDef, ...]] = Cache(
             "identity", ttl_s=ttl_s, max_entries=max_entries, count=count, monotonic=monotonic
         )

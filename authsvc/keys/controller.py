@@ -10,36 +10,22 @@ from authsvc.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage, KeyPatc
 from authsvc.keys.service import KeyService
 from authsvc.keys.state import KeyInfo
 from authsvc.web.deps import Caller
-from authsvc.web.schemas import grants_in, grants_out, present, ratelimits_out
+from authsvc.web.schemas import grants_in, grants_out, present, ratelimits_out, struct_from
 
 Keys = NamedDependency[KeyService]
 
 
 def key_out(info: KeyInfo) -> KeyOut:
-    return KeyOut(
-        id=info.id,
-        tenant_id=info.tenant_id,
-        parent_id=info.parent_id,
-        name=info.name,
-        start=info.start,
+    return struct_from(
+        KeyOut,
+        info,
         scopes=grants_out(info.grants),
         ratelimits=ratelimits_out(info.ratelimits),
-        identity=info.identity,
-        expires_at=info.expires_at,
-        enabled=info.enabled,
-        revoked_at=info.revoked_at,
-        metadata=info.metadata,
-        created_by=info.created_by,
-        created_at=info.created_at,
-        updated_at=info.updated_at,
-        last_used_at=info.last_used_at,
-        previous_expires_at=info.previous_expires_at,
     )
 
 
 def key_created(info: KeyInfo, key: str) -> KeyCreated:
-    out = key_out(info)
-    return KeyCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, key=key)
+    return struct_from(KeyCreated, key_out(info), key=key)
 
 
 class KeyController(Controller):

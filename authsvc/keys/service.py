@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, literal, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authsvc.audit.service import record as audit
@@ -33,6 +33,7 @@ from authsvc.keys import secret as keysecret
 from authsvc.keys.authority import child_expiry, narrowed, visible
 from authsvc.keys.state import CreatedKey, KeyInfo, info_of
 from authsvc.keys.store import MAX_DEPTH
+from authsvc.keys.tree import ancestors_of, subtree_of
 from authsvc.principal import Principal
 from authsvc.ratelimit.limits import RateLimitDef, parse_ratelimits
 from authsvc.revocation.events import RevocationBus, RevocationEvent, horizon
@@ -83,35 +84,6 @@ def _check_metadata(meta: Mapping[str, Any] | None) -> dict[str, Any]:
             code=Code.INVALID_METADATA,
         )
     return meta
-
-
-def _subtree(tenant_id: str, root_id: str) -> Select[Any]:
-    """Ids of ``root_id`` and every key that derives from it."""
-    keys = ApiKey.__table__
-    sub = (
-        select(keys.c.id, keys.c.id.label("root"))
-        .where(keys.c.id == root_id, keys.c.tenant_id == tenant_id)
-        .cte("subtree", recursive=True)
-    )
-    child = keys.alias("child")
-    sub = sub.union_all(select(child.c.id, sub.c.root).where(child.c.parent_id == sub.c.id))
-    return select(sub.c.id)
-
-
-def _ancestors(key_id: str) -> Select[Any]:
-    keys = ApiKey.__table__
-    up = (
-        select(keys.c.parent_id.label("id"), literal(1).label("depth"))
-        .where(keys.c.id == key_id)
-        .cte("ancestors", recursive=True)
-    )
-    parent = keys.alias("parent")
-    up = up.union_all(
-        select(parent.c.parent_id, up.c.depth + 1).where(
-            parent.c.id == up.c.id, up.c.depth < MAX_DEPTH
-        )
-    )
-    return select(up.c.id).where(up.c.id.is_not(None)).order_by(up.c.depth)
 
 
 class KeyService:
@@ -186,7 +158,7 @@ class KeyService:
         parent_id = None if principal.admin or principal.kind != "key" else principal.id
         async with self._db.begin() as session:
             if parent_id is not None:
-                depth = len((await session.scalars(_ancestors(parent_id))).all())
+                depth = len((await session.scalars(ancestors_of(parent_id))).all())
                 if depth + 1 >= MAX_DEPTH:
                     raise InvalidRequest(
                         f"Keys derive from keys at most {MAX_DEPTH} levels deep.",
@@ -221,7 +193,7 @@ class KeyService:
         principal.require("KEYS:READ")
         stmt = select(ApiKey).where(ApiKey.tenant_id == principal.tenant)
         if not principal.admin:
-            stmt = stmt.where(ApiKey.id.in_(_subtree(principal.tenant, principal.id)))
+            stmt = stmt.where(ApiKey.id.in_(subtree_of(principal.tenant, principal.id)))
         async with self._db() as session:
             rows, next_cursor = await paginate(session, stmt, ApiKey.id, limit=limit, cursor=cursor)
         return [info_of(r) for r in rows], next_cursor
@@ -272,7 +244,9 @@ class KeyService:
             row = await self._target(session, principal, key_id, lock=True)
             await session.execute(
                 update(ApiKey)
-                .where(ApiKey.id.in_(_subtree(row.tenant_id, row.id)), ApiKey.revoked_at.is_(None))
+                .where(
+                    ApiKey.id.in_(subtree_of(row.tenant_id, row.id)), ApiKey.revoked_at.is_(None)
+                )
                 .values(revoked_at=now, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -339,7 +313,7 @@ class KeyService:
             stmt = stmt.with_for_update()
         row = await session.scalar(stmt)
         if row is not None and not principal.admin and row.id != principal.id:
-            ancestors = [str(a) for a in (await session.scalars(_ancestors(row.id))).all()]
+            ancestors = [str(a) for a in (await session.scalars(ancestors_of(row.id))).all()]
             if not visible(principal, row.id, ancestors):
                 row = None
         if row is None:

@@ -29,7 +29,7 @@ from authsvc.clock import Clock
 from authsvc.compact_jws import unverified_issuer
 from authsvc.errors import OAuthError
 from authsvc.issuers.cache import IssuerCache
-from authsvc.issuers.jwks import JwksClient, JwksUnavailable
+from authsvc.issuers.jwks_cache import JwksClient, JwksUnavailable
 from authsvc.issuers.mapping import ClaimRefused, map_grants, subject_of
 from authsvc.issuers.state import IssuerState
 from authsvc.issuers.subject import Rejected, verify_subject_token

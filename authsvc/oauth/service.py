@@ -61,8 +61,15 @@ from authsvc.errors import (
 from authsvc.keys import secret as keysecret
 from authsvc.oauth.client import client_credentials, invalid_client
 from authsvc.oauth.federation import SUBJECT_TOKEN_TYPES, FederatedExchange
+from authsvc.oauth.form import (
+    ACCESS_TOKEN_TYPE,
+    SUBJECT_TYPES,
+    audience_param,
+    exchange_subject,
+    scope_param,
+)
 from authsvc.principal import Principal
-from authsvc.scopes import Grant, parse_scope
+from authsvc.scopes import Grant
 from authsvc.tenants.policy import TenantCache, TenantPolicy
 from authsvc.tokens.claims import TokenRequest, data_grants
 from authsvc.tokens.service import MintedToken, TokenService
@@ -70,10 +77,6 @@ from authsvc.verify.service import VerifyService
 
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 (RFC 8693 §2.1)
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 (RFC 8693 §3)
-JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (RFC 8693 §3, RFC 7519 §9)
-SUBJECT_TYPES = (ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE)
-MAX_SCOPE_PARAM = 4096
 
 
 class OAuthService:
@@ -186,7 +189,7 @@ class OAuthService:
                     "invalid_scope", "The client holds no data scope; name the scopes wanted."
                 )
             grants = tuple(Grant(g.scope) for g in held)  # fixed params are inherited
-        minted = await self.mint(client, TokenRequest(grants=grants, aud=_audience_param(form)))
+        minted = await self.mint(client, TokenRequest(grants=grants, aud=audience_param(form)))
         return token_response(minted)
 
     async def _exchange(
@@ -209,7 +212,7 @@ class OAuthService:
             grants = data_grants(parent.grants)
             if not grants:
                 raise OAuthError("invalid_scope", "The subject holds no data scope.")
-        request = TokenRequest(grants=grants, aud=_audience_param(form), actor=client.id)
+        request = TokenRequest(grants=grants, aud=audience_param(form), actor=client.id)
         body = token_response(await self.mint(parent, request))
         body["issued_token_type"] = ACCESS_TOKEN_TYPE  # RFC 8693 §2.2.1: REQUIRED
         return body
@@ -224,7 +227,7 @@ class OAuthService:
         issuer = await federation.issuer_for(tenant, subject, origin, address)
         parent = await federation.parent(tenant, issuer, subject)
         request = federation.request(
-            tenant, issuer, parent, scope_param(form.get("scope")), _audience_param(form)
+            tenant, issuer, parent, scope_param(form.get("scope")), audience_param(form)
         )
         body = token_response(await self.mint(parent, request))
         body["issued_token_type"] = ACCESS_TOKEN_TYPE  # RFC 8693 §2.2.1: REQUIRED
@@ -298,43 +301,6 @@ class OAuthService:
             )
         except AuthsvcError as exc:  # the tenant went away meanwhile
             raise OAuthError("invalid_request", exc.message) from None
-
-
-def exchange_subject(form: Mapping[str, str], types: tuple[str, ...]) -> tuple[str, str]:
-    """``subject_token`` and ``subject_token_type`` of an RFC 8693 request, checked."""
-    subject, subject_type = form.get("subject_token"), form.get("subject_token_type")
-    if subject is None or subject_type is None:  # RFC 8693 §2.1: both REQUIRED
-        raise OAuthError("invalid_request", "subject_token and subject_token_type are required.")
-    if subject_type not in types:
-        raise OAuthError("invalid_request", "subject_token_type is not supported.")
-    if "actor_token" in form or "actor_token_type" in form:
-        raise OAuthError("invalid_request", "actor_token is not supported.")
-    requested = form.get("requested_token_type")
-    if requested is not None and requested not in SUBJECT_TYPES:
-        raise OAuthError("invalid_request", "requested_token_type is not supported.")
-    return subject, subject_type
-
-
-def scope_param(value: str | None) -> tuple[Grant, ...] | None:
-    """RFC 6749 §3.3: space-delimited, case-sensitive scope tokens (ours: DESIGN §1 scopes)."""
-    if value is None:
-        return None
-    if len(value) > MAX_SCOPE_PARAM:
-        raise OAuthError("invalid_scope", "scope is too long.")
-    names = value.split(" ")
-    if "" in names:
-        raise OAuthError("invalid_scope", "scope tokens are separated by single spaces.")
-    try:
-        scopes = [parse_scope(name) for name in dict.fromkeys(names)]
-    except InvalidScope as exc:
-        raise OAuthError("invalid_scope", exc.message) from None
-    return tuple(Grant(s) for s in scopes)
-
-
-def _audience_param(form: Mapping[str, str]) -> tuple[str, ...] | None:
-    # RFC 8693 §2.1 "audience"; one value here (parameters do not repeat, RFC 6749 §3.1).
-    audience = form.get("audience")
-    return None if audience is None else (audience,)
 
 
 def token_response(minted: MintedToken) -> dict[str, Any]:

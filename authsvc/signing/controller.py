@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 
 from authsvc.signing.service import SigningKeyInfo, SigningKeyService
 from authsvc.web.deps import Caller
+from authsvc.web.schemas import struct_from
 
 Signing = NamedDependency[SigningKeyService]
 
@@ -42,20 +43,7 @@ def page(keys: Sequence[SigningKeyInfo]) -> SigningKeyPage:
         keys, key=lambda k: (_ORDER.get(k.state, 3), -(k.retired_at or k.created_at).timestamp())
     )
     return SigningKeyPage(
-        [
-            SigningKeyOut(
-                kid=k.kid,
-                alg=k.alg,
-                state=k.state,
-                public_jwk=dict(k.public_jwk),
-                master_key_version=k.master_key_version,
-                created_at=k.created_at,
-                activated_at=k.activated_at,
-                retired_at=k.retired_at,
-                remove_after=k.remove_after,
-            )
-            for k in ordered
-        ],
+        [struct_from(SigningKeyOut, k, public_jwk=dict(k.public_jwk)) for k in ordered],
         None,  # a tenant has a handful of keys: one page
     )
 

@@ -18,26 +18,13 @@ from authsvc.tenants.schemas import (
 )
 from authsvc.tenants.service import TenantService
 from authsvc.web.deps import Operator
+from authsvc.web.schemas import struct_from
 
 Tenants = NamedDependency[TenantService]
 
 
 def tenant_out(t: TenantPolicy) -> TenantOut:
-    return TenantOut(
-        id=t.id,
-        slug=t.slug,
-        name=t.name,
-        enabled=t.enabled,
-        issuer=t.issuer,
-        audiences=list(t.audiences),
-        default_token_ttl_s=t.default_token_ttl_s,
-        max_token_ttl_s=t.max_token_ttl_s,
-        signing_alg=t.signing_alg,
-        signing_key_rotation_s=t.signing_key_rotation_s,
-        allow_query_token=t.allow_query_token,
-        created_at=t.created_at,
-        updated_at=t.updated_at,
-    )
+    return struct_from(TenantOut, t, audiences=list(t.audiences))
 
 
 class TenantController(Controller):

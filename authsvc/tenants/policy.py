@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from authsvc.cache import Cache, Counter
+from authsvc.cache import Cache, CacheBounds, Counter
 from authsvc.db.engine import SessionFactory
 from authsvc.db.models import Tenant
 from authsvc.revocation.events import RevocationEvent, horizon
@@ -98,22 +98,15 @@ class TenantCache:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db, self._base_url = db, base_url
-        self.by_id: Cache[str, TenantPolicy | None] = Cache(
-            "tenant",
+        bounds = CacheBounds(
             ttl_s=ttl_s,
-            negative_ttl_s=negative_ttl_s,
             max_entries=max_entries,
+            negative_ttl_s=negative_ttl_s,
             count=count,
             monotonic=monotonic,
         )
-        self._slugs: Cache[str, str | None] = Cache(
-            "tenant_slug",
-            ttl_s=ttl_s,
-            negative_ttl_s=negative_ttl_s,
-            max_entries=max_entries,
-            count=count,
-            monotonic=monotonic,
-        )
+        self.by_id: Cache[str, TenantPolicy | None] = bounds.cache("tenant")
+        self._slugs: Cache[str, str | None] = bounds.cache("tenant_slug")
 
     async def get(self, tenant_id: str) -> TenantPolicy | None:
         """The tenant, disabled ones included, or ``None`` if there is no such tenant."""

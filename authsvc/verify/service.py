@@ -44,49 +44,43 @@ Warm, nothing here touches the database; the only network call is the rate-limit
 Every limit of the request is decided atomically and only after every other check passed, so
 a refused request consumes nothing. A denial is data; this module raises only from
 :meth:`VerifyService.authenticate` (an unusable caller) and when a dependency it needs is down
-on a cold path (the web layer maps that to 503).
+on a cold path (the web layer maps that to 503). Off the warm path: ``verify/federated.py``
+(tokens exchanged from an identity provider) and ``verify/refusals.py`` (what a denial says).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from authsvc.cache import MISSING
 from authsvc.clock import Clock
-from authsvc.compact_jws import unverified_issuer
-from authsvc.errors import Code, RateLimited, Unauthenticated
+from authsvc.errors import Code, Unauthenticated
 from authsvc.issuers.cache import IssuerCache
-from authsvc.issuers.state import IssuerState
 from authsvc.keys import secret as keysecret
 from authsvc.keys.cache import KeyCache, Lineage
 from authsvc.keys.usage import UsageRecorder
 from authsvc.metrics import Metrics
 from authsvc.principal import Principal, TokenFacts
-from authsvc.ratelimit.headers import rate_limit_headers
 from authsvc.ratelimit.limits import specs
 from authsvc.ratelimit.types import ALLOWED_NO_LIMITS, Decision, Limiter, LimitSpec
 from authsvc.revocation.denylist import Denylist
 from authsvc.scopes import ADMIN, Grant, ParamValue, Scope, find_grant, intersect, meet
-from authsvc.tenants.policy import TenantCache, TenantPolicy
+from authsvc.tenants.policy import TenantCache
 from authsvc.tokens.jwt import Rejected
 from authsvc.tokens.reader import ReadToken, TokenReader
+from authsvc.verify.federated import ISSUER_PREFIX, federated
+from authsvc.verify.refusals import (
+    KEY_REASONS,
+    TOKEN_ORIGIN_REASONS,
+    caller_refusal,
+    issued_elsewhere,
+    wrong_audience,
+)
 from authsvc.verify.verdict import CredentialKind, Verdict
 
 MAX_TOKEN_CHARS = 16_384
-ISSUER_PREFIX = "tis_"
 _MEMO_MAX = 100_000
-_KEY_REASONS: dict[Code, str] = {
-    Code.DISABLED: "The key, a key it derives from, or its tenant is disabled.",
-    Code.EXPIRED: "The key or a key it derives from has expired.",
-    Code.REVOKED: "The key or a key it derives from has been revoked.",
-}
-_TOKEN_ORIGIN_REASONS: dict[Code, str] = {
-    Code.DISABLED: "The key that minted the token (or one it derives from) is disabled.",
-    Code.EXPIRED: "The key that minted the token (or one it derives from) has expired.",
-    Code.REVOKED: "The key that minted the token (or one it derives from) has been revoked.",
-}
 
 
 def _datetime(ts: float | None) -> datetime | None:
@@ -156,15 +150,7 @@ class VerifyService:
         verdict = await self._check_key(secret, tenant_id, (), 1)
         if verdict.code is Code.VALID and verdict.principal is not None:
             return verdict.principal, verdict.decision or ALLOWED_NO_LIMITS
-        if verdict.code is Code.RATE_LIMITED and verdict.decision is not None:
-            raise RateLimited(
-                verdict.decision.retry_after_s,
-                "Rate limit exceeded for this key.",
-                headers=rate_limit_headers(verdict.decision),
-            )
-        if verdict.code in (Code.NOT_FOUND, Code.MALFORMED):
-            raise Unauthenticated("Unknown API key.")
-        raise Unauthenticated(f"The API key is {verdict.code.lower()}.")
+        raise caller_refusal(verdict)
 
     # --- API keys -------------------------------------------------------------------------
 
@@ -200,7 +186,7 @@ class VerifyService:
             else lineage.status(self._clock.time(), expires_at=match.grace_until)
         )
         if status is not Code.VALID:
-            return Verdict(status, "api_key", principal, reason=_KEY_REASONS[status])
+            return Verdict(status, "api_key", principal, reason=KEY_REASONS[status])
         limits = await self._keys.identity_limits(lineage)
         verdict = await self._decide(
             principal, "api_key", required, cost, lineage.specs(limits, derived=False)
@@ -225,7 +211,7 @@ class VerifyService:
         read = await self._reader.read(token, tenant)
         if isinstance(read, Rejected):
             code = Code(read.code)
-            if code is Code.INVALID_SIGNATURE and self._foreign(token, tenant):
+            if code is Code.INVALID_SIGNATURE and issued_elsewhere(token, tenant):
                 # Signed by another issuer (another tenant, or anyone else): to this tenant it
                 # is simply not one of its credentials. Read from the token itself, so it
                 # reveals nothing the caller could not see.
@@ -255,7 +241,13 @@ class VerifyService:
         if self._revoked(tenant.id, read):
             return Verdict(Code.REVOKED, "jwt", base, reason="The token has been revoked.")
         if read.client_id.startswith(ISSUER_PREFIX):
-            return await self._check_federated(read, base, required, cost, audience)
+            judged = await federated(self._issuers, read, base, audience)
+            if isinstance(judged, Verdict):
+                return judged
+            principal, issuer_specs = judged
+            return await self._decide(
+                principal, "jwt", required, cost, _token_specs(read) + issuer_specs
+            )
         lineage = await self._keys.lineage(read.client_id, tenant.id)
         if lineage is None:
             return Verdict(
@@ -263,7 +255,7 @@ class VerifyService:
             )
         status = lineage.status(self._clock.time())
         if status is not Code.VALID:
-            return Verdict(status, "jwt", base, reason=_TOKEN_ORIGIN_REASONS[status])
+            return Verdict(status, "jwt", base, reason=TOKEN_ORIGIN_REASONS[status])
         principal = Principal(
             kind="jwt",
             id=read.client_id,
@@ -275,42 +267,9 @@ class VerifyService:
             token=facts,
         )
         if audience is not None and audience not in read.audiences:
-            return Verdict(
-                Code.MALFORMED,
-                "jwt",
-                principal,
-                reason="The token's audience does not include the one asked.",
-            )
+            return wrong_audience(principal)
         limits = await self._keys.identity_limits(lineage)
         charged = _token_specs(read) + lineage.specs(limits, derived=True)
-        return await self._decide(principal, "jwt", required, cost, charged)
-
-    async def _check_federated(
-        self,
-        read: ReadToken,
-        base: Principal,
-        required: Sequence[Scope],
-        cost: int,
-        audience: str | None,
-    ) -> Verdict:
-        """A token exchanged from an identity provider's (DESIGN §9): its trusted issuer, as it
-        is now, stands where a key's lineage stands for other tokens."""
-        issuer = await self._issuers.by_id(read.tenant_id, read.client_id)
-        if issuer is None:
-            return Verdict(
-                Code.NOT_FOUND, "jwt", reason="The trusted issuer of the token does not exist."
-            )
-        if not issuer.enabled:
-            return Verdict(Code.DISABLED, "jwt", base, reason="Its trusted issuer is disabled.")
-        principal = replace(base, grants=tuple(g for g in read.grants if issuer.covers(g.scope)))
-        if audience is not None and audience not in read.audiences:
-            return Verdict(
-                Code.MALFORMED,
-                "jwt",
-                principal,
-                reason="The token's audience does not include the one asked.",
-            )
-        charged = _token_specs(read) + _issuer_specs(issuer, read.sub)
         return await self._decide(principal, "jwt", required, cost, charged)
 
     def _revoked(self, tenant_id: str, read: ReadToken) -> bool:
@@ -337,11 +296,6 @@ class VerifyService:
             self._memo.clear()
         self._memo[read.jti] = (lineage, grants)
         return grants
-
-    def _foreign(self, token: str, tenant: TenantPolicy) -> bool:
-        """Whether the (unverified) ``iss`` of a compact JWT names another issuer."""
-        iss = unverified_issuer(token)
-        return iss is not None and iss != tenant.issuer
 
     # --- the decision ---------------------------------------------------------------------
 
@@ -383,15 +337,6 @@ class VerifyService:
                 "A rate limit refused the request.",
             )
         return Verdict(Code.VALID, kind, principal, params, decision)
-
-
-def _issuer_specs(issuer: IssuerState, sub: str) -> list[LimitSpec]:
-    """A trusted issuer's limits apply per subject (DESIGN §9), as the issuer is now."""
-    holder = f"issuer:{issuer.id}:{sub}"
-    out = specs(holder, issuer.ratelimits)
-    if issuer.rps is not None:
-        out.append(LimitSpec(f"{holder}:rps", "rps", issuer.rps, 1.0, issuer.rps))
-    return out
 
 
 def _token_specs(read: ReadToken) -> list[LimitSpec]:

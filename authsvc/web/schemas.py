@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -12,6 +12,8 @@ from authsvc.scopes import Grant
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Cursor = Annotated[str, msgspec.Meta(max_length=64)]
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class GrantIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,6 +49,13 @@ def grants_in(scopes: list[ScopeIn]) -> list[Any]:
         s if isinstance(s, str) else {"scope": s.scope, "fixed_params": s.fixed_params}
         for s in scopes
     ]
+
+
+def struct_from(schema: type[S], source: object, **converted: Any) -> S:
+    """``schema`` filled from the same-named attributes of ``source`` (a domain value), except
+    the fields given in ``converted`` (those whose wire form differs from the domain's)."""
+    same = {f: getattr(source, f) for f in schema.__struct_fields__ if f not in converted}
+    return schema(**same, **converted)
 
 
 def grants_out(grants: Iterable[Grant]) -> list[GrantOut]:

@@ -14,8 +14,9 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from authsvc.clock import FrozenClock
-from authsvc.issuers.fetch import FetchError, JsonFetcher
-from authsvc.issuers.jwks import JwksClient, JwksSource, JwksUnavailable
+from authsvc.issuers.fetch import JsonFetcher
+from authsvc.issuers.jwks_cache import JwksClient, JwksSource, JwksUnavailable
+from authsvc.issuers.urls import FetchError
 from tests.idp import (
     IdpServer,
     Keys,
@@ -373,7 +374,7 @@ async def test_unsupported_and_private_keys_are_skipped_and_the_rest_served(
         },
     )
     client, source, _ = idp_client(idp)
-    with caplog.at_level("WARNING", logger="authsvc.issuers.jwks"):
+    with caplog.at_level("WARNING", logger="authsvc.issuers.jwks_cache"):
         assert await client.get_key(source, "good") is not None
         for kid in ("leaky", "hmac", "p521", "enc"):
             assert await client.get_key(source, kid) is None

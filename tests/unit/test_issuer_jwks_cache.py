@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from authsvc.clock import FrozenClock
-from authsvc.issuers.fetch import FetchError, JsonDocument
-from authsvc.issuers.jwks import JwksClient, JwksSource, JwksUnavailable
+from authsvc.issuers.fetch import JsonDocument
+from authsvc.issuers.jwks_cache import JwksClient, JwksSource, JwksUnavailable
+from authsvc.issuers.urls import FetchError
 from tests.idp import Keys, public_jwk
 
 ISSUER = "https://idp.example.com/realms/acme"

@@ -15,8 +15,8 @@ from authsvc.issuers.jwks import (
     InvalidJwks,
     parse_algorithms,
     parse_jwks,
-    ttl_from_cache_control,
 )
+from authsvc.issuers.jwks_cache import ttl_from_cache_control
 from tests.idp import Keys, b64, private_jwk, public_jwk, uint
 
 ALL = frozenset(SUBJECT_ALGORITHMS)

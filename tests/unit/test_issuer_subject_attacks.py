@@ -21,12 +21,8 @@ from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
 
 from authsvc.issuers.claims import parse_conditions
-from authsvc.issuers.jwks import (
-    SUBJECT_ALGORITHMS,
-    IssuerKey,
-    JwksUnavailable,
-    parse_jwks,
-)
+from authsvc.issuers.jwks import SUBJECT_ALGORITHMS, IssuerKey, parse_jwks
+from authsvc.issuers.jwks_cache import JwksUnavailable
 from authsvc.issuers.subject import (
     MAX_LEEWAY_S,
     Rejected,

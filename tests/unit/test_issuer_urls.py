@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authsvc.issuers.fetch import (
+from authsvc.issuers.fetch import JsonFetcher
+from authsvc.issuers.urls import (
     FetchError,
-    JsonFetcher,
     Resolver,
     check_issuer_url,
     check_jwks_url,
