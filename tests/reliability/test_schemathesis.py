@@ -131,12 +131,14 @@ def api_schema(fuzz_env: Env) -> Any:
 
 
 def _documented_operations() -> list[tuple[str, str]]:
-    """(method, path) of every operation the app documents, read at collection time."""
+    """(method, path) of every operation the app documents, read at collection time, sorted:
+    Litestar keeps a handler's several paths in a set, so their order in the document varies
+    between processes, and xdist workers must collect the same list."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), secret_key=TEST_SECRET, base_url=BASE_URL)
         spec = create_app(settings).openapi_schema.to_schema()
     methods = {"get", "put", "post", "delete", "patch", "head", "options"}
-    return [(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if m in methods]
+    return sorted((m.upper(), p) for p, ops in spec["paths"].items() for m in ops if m in methods)
 
 
 OPERATIONS = _documented_operations()
