@@ -81,6 +81,8 @@ def insert_keys(st: Stack, tenant_id: str, keys: Sequence[str]) -> float:
 
     t0 = time.perf_counter()
     services = build_services(Settings.from_env(st.env))
+    subkeys = services.secrets.key_hash_secrets
+    hasher = secret.KeyHasher(subkeys[0], subkeys[1:])
     grants = json.dumps([{"scope": SCOPE, "fixed_params": {"org_id": 42}}])
     now = datetime.now(UTC)
     ts = now.timestamp()
@@ -89,7 +91,7 @@ def insert_keys(st: Stack, tenant_id: str, keys: Sequence[str]) -> float:
             new_id("key", ts),
             tenant_id,
             "bulk",
-            services.keys.hash(k),
+            hasher.digest(k),
             secret.display_start(k),
             None,
             None,
