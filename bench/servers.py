@@ -94,10 +94,21 @@ class Server:
         return f"{self.kind} {self.workers}w"
 
 
+UVICORN_VARIANTS = {
+    "uvicorn": [],
+    "uvicorn-h11": ["--http", "h11"],
+    "uvicorn-asyncio": ["--loop", "asyncio"],
+}
+"""``authsvc serve``'s uvicorn (uvloop and httptools picked automatically), and the same with
+one of them swapped for the pure-Python alternative: ``--servers uvicorn-h11:1`` measures what
+each one is worth (docs/benchmarks.md, "ASGI server")."""
+
+
 def server_cmd(kind: str, workers: int, port: int) -> list[str]:
-    if kind == "uvicorn":
+    if kind in UVICORN_VARIANTS:
         return [
             str(BIN / "uvicorn"),
+            *UVICORN_VARIANTS[kind],
             "--factory",
             APP,
             "--host",

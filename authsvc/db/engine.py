@@ -17,7 +17,7 @@ directory if it creates one) before any engine or migration opens it; see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +100,13 @@ class Reader:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def rows(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def rows(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
         for attempt in (1, 2):
             try:
                 async with self.engine.connect() as conn:
-                    return (await conn.execute(statement)).all()
+                    return (await conn.execute(statement, params)).all()
             except DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise

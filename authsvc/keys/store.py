@@ -26,7 +26,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, literal, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from authsvc.db.engine import Reader, SessionFactory
 from authsvc.db.models import ApiKey, Identity
@@ -85,6 +96,18 @@ def _chain_query(start: ColumnElement[bool]) -> Select[Any]:
         .select_from(joined)
         .order_by(chain.c.depth)
     )
+
+
+_DIGESTS: BindParameter[list[str]] = bindparam("digests", expanding=True)
+_BY_SECRET = _chain_query(
+    or_(_KEYS.c.key_hash.in_(_DIGESTS), _KEYS.c.previous_key_hash.in_(_DIGESTS))
+)
+_BY_ID = _chain_query(_KEYS.c.id == bindparam("key_id"))
+_BY_ID_IN_TENANT = _chain_query(
+    and_(_KEYS.c.id == bindparam("key_id"), _KEYS.c.tenant_id == bindparam("tenant_id"))
+)
+"""The three lookups, built once: building the recursive statement and its cache key took
+about half of a cold lookup's time when done per call (py-spy, cold verify at ~380/s)."""
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -150,8 +173,7 @@ class KeyStore:
         """The key whose current or previous secret has one of ``digests`` (the current
         master secret's first), with its lineage and, for a rerolled key's previous secret,
         when its grace ends; re-hashes a key found under an old master secret."""
-        start = or_(_KEYS.c.key_hash.in_(digests), _KEYS.c.previous_key_hash.in_(digests))
-        rows = await self._reader.rows(_chain_query(start))
+        rows = await self._reader.rows(_BY_SECRET, {"digests": list(digests)})
         if not rows:
             return None
         head = rows[0]
@@ -170,8 +192,10 @@ class KeyStore:
         return _chain(rows), grace
 
     async def by_id(self, tenant_id: str | None, key_id: str) -> Chain | None:
-        start = _KEYS.c.id == key_id
-        if tenant_id is not None:
-            start = and_(start, _KEYS.c.tenant_id == tenant_id)
-        rows = await self._reader.rows(_chain_query(start))
+        if tenant_id is None:
+            rows = await self._reader.rows(_BY_ID, {"key_id": key_id})
+        else:
+            rows = await self._reader.rows(
+                _BY_ID_IN_TENANT, {"key_id": key_id, "tenant_id": tenant_id}
+            )
         return _chain(rows) if rows else None
