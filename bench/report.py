@@ -263,6 +263,11 @@ def goals(results: Results) -> list[Goal]:
     ]
 
 
+def _num(v: float) -> str:
+    """3 significant digits for ratios and milliseconds, whole numbers for rates and sizes."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def median_goals(runs: list[list[Goal]]) -> list[Goal]:
     """One goal per name: the median of its values over the runs that measured it, judged by
     the same rule; the per-run values and the first run's detail in ``measured``."""
@@ -279,12 +284,12 @@ def median_goals(runs: list[list[Goal]]) -> list[Goal]:
         met_runs = [g.met for g in found]
         assert first.limit is not None
         met = mid <= first.limit if first.at_most else mid >= first.limit
-        per_run = " / ".join(f"{v:,.3g}" for v in values)
+        per_run = " / ".join(_num(v) for v in values)
         out.append(
             Goal(
                 name,
                 first.target,
-                f"median {mid:,.3g} of {len(values)} runs ({per_run}); run 1: {first.measured}",
+                f"median {_num(mid)} of {len(values)} runs ({per_run}); run 1: {first.measured}",
                 met,
                 "; ".join(
                     x

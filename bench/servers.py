@@ -2,9 +2,8 @@
 authsvc processes under uvicorn or granian, and the tenant, keys and tokens the cells use.
 
 Servers run ``bench.floor_app:app_from_env`` (authsvc's own factory plus ``GET /bench/noop``)
-with the flags ``authsvc serve`` passes to uvicorn (factory, ``--no-access-log``, uvloop and
-httptools picked automatically), so the floor and the endpoints are measured in the very
-same processes.
+with the flags ``authsvc serve`` passes to uvicorn (factory, ``--no-access-log``, httptools,
+the asyncio loop), so the floor and the endpoints are measured in the very same processes.
 """
 
 from __future__ import annotations
@@ -95,13 +94,13 @@ class Server:
 
 
 UVICORN_VARIANTS = {
-    "uvicorn": [],
-    "uvicorn-h11": ["--http", "h11"],
-    "uvicorn-asyncio": ["--loop", "asyncio"],
+    "uvicorn": ["--http", "httptools", "--loop", "asyncio"],
+    "uvicorn-uvloop": ["--http", "httptools", "--loop", "uvloop"],
+    "uvicorn-h11": ["--http", "h11", "--loop", "asyncio"],
 }
-"""``authsvc serve``'s uvicorn (uvloop and httptools picked automatically), and the same with
-one of them swapped for the pure-Python alternative: ``--servers uvicorn-h11:1`` measures what
-each one is worth (docs/benchmarks.md, "ASGI server")."""
+"""``authsvc serve``'s uvicorn (httptools, the asyncio loop), and the same with uvloop, or with
+h11 instead of httptools: ``--servers uvicorn-uvloop:1,uvicorn-h11:1`` measures what each
+choice is worth (docs/benchmarks.md, "ASGI server")."""
 
 
 def server_cmd(kind: str, workers: int, port: int) -> list[str]:
