@@ -49,14 +49,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"{settings.effective_base_url}; set AUTHSVC_BASE_URL to the URL clients use",
             file=sys.stderr,
         )
-    # httptools parses HTTP/1.1 at twice h11's rate. The asyncio loop instead of uvloop: the same
-    # throughput within ~5 % but a p99 of 6-11 ms instead of 15-72 ms on the warm endpoints
-    # (docs/benchmarks.md, "ASGI server": measured twice, both loops in the same run).
+    # httptools and uvloop, chosen by measurement (docs/benchmarks.md, "ASGI server"): h11 halves
+    # the floor; the asyncio loop has shorter tails on one worker but, with several, leaves
+    # TCP_NODELAY unset on connections of the inherited socket (~44 ms a request) and held
+    # ~45 MiB more with 100,000 cached keys.
     uvicorn.run(
         "authsvc.app:app_from_env",
         factory=True,
         http="httptools",
-        loop="asyncio",
+        loop="uvloop",
         host=settings.host,
         port=settings.port,
         workers=args.workers,
