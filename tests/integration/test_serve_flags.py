@@ -1,7 +1,7 @@
 """``authsvc serve`` runs uvicorn with the server flags docs/benchmarks.md chose by measurement
 ("ASGI server"): httptools (twice h11's rate) and uvloop (the asyncio loop leaves TCP_NODELAY
-unset with several workers and holds more memory per cached key). The server itself is not
-started: ``uvicorn.run`` is replaced by a recorder."""
+unset on the connections of several workers). The server itself is not started:
+``uvicorn.run`` is replaced by a recorder."""
 
 from __future__ import annotations
 
