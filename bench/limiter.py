@@ -12,7 +12,7 @@ Per limiter:
 * **accuracy**: 64 concurrent callers on ONE counter allowing 1,000 per hour for 2 s, so the
   exact answer is 1,000 admitted (no refill during the run for any of the algorithms).
 
-Python limiters run under uvloop, like the server (``authsvc serve``).
+Python limiters run on the asyncio loop, like the server (``authsvc serve``).
 """
 
 from __future__ import annotations
@@ -213,12 +213,6 @@ async def _python_cells(
             extra={"admitted": admitted, "allowed": ACCURACY_LIMIT},
         )
     )
-
-
-def _run_uvloop(coro: Awaitable[None]) -> None:
-    import uvloop
-
-    uvloop.run(coro)  # type: ignore[arg-type]
 
 
 # --- rate-limiter-flexible ------------------------------------------------------------------
@@ -422,5 +416,5 @@ def run(redis: RedisServer, results: Results, seconds: float = 3.0) -> None:
             redis, "limits fixed window", fixed, seconds, results, "limits 5.8 async, redis-py"
         )
 
-    _run_uvloop(python_side())
+    asyncio.run(python_side())
     _rlf_cells(redis, seconds, results)

@@ -2,8 +2,9 @@
 authsvc processes under uvicorn or granian, and the tenant, keys and tokens the cells use.
 
 Servers run ``bench.floor_app:app_from_env`` (authsvc's own factory plus ``GET /bench/noop``)
-with the flags ``authsvc serve`` passes to uvicorn (factory, ``--no-access-log``, httptools,
-uvloop), so the floor and the endpoints are measured in the very same processes.
+with the flags ``authsvc serve`` passes to uvicorn (factory, ``--no-access-log``, httptools
+with TCP_NODELAY, the asyncio loop), so the floor and the endpoints are measured in the very
+same processes.
 """
 
 from __future__ import annotations
@@ -94,13 +95,14 @@ class Server:
 
 
 UVICORN_VARIANTS = {
-    "uvicorn": ["--http", "httptools", "--loop", "uvloop"],
-    "uvicorn-asyncio": ["--http", "httptools", "--loop", "asyncio"],
-    "uvicorn-h11": ["--http", "h11", "--loop", "uvloop"],
+    "uvicorn": ["--http", "authsvc.web.protocol:NoDelayHttpToolsProtocol", "--loop", "asyncio"],
+    "uvicorn-uvloop": ["--http", "httptools", "--loop", "uvloop"],
+    "uvicorn-h11": ["--http", "h11", "--loop", "asyncio"],
 }
-"""``authsvc serve``'s uvicorn (httptools, uvloop), and the same on the asyncio loop, or with
-h11 instead of httptools: ``--servers uvicorn-asyncio:1,uvicorn-h11:1`` measures what each
-choice is worth (docs/benchmarks.md, "ASGI server")."""
+"""``authsvc serve``'s uvicorn (httptools with TCP_NODELAY per connection, the asyncio loop),
+and the same on uvloop, or with h11 instead of httptools: ``--servers
+uvicorn-uvloop:1,uvicorn-h11:1`` measures what each choice is worth (docs/benchmarks.md,
+"ASGI server")."""
 
 
 def server_cmd(kind: str, workers: int, port: int) -> list[str]:

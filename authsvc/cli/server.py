@@ -19,6 +19,8 @@ async def _has_usable_operator_key(services: Services) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authsvc.web.protocol import NAME as PROTOCOL
+
     settings = settings_of(args)
     if args.workers > 1 and settings.redis_url is None:
         # Without Redis the limiter and the revocation bus live in each process: N workers
@@ -49,14 +51,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"{settings.effective_base_url}; set AUTHSVC_BASE_URL to the URL clients use",
             file=sys.stderr,
         )
-    # httptools and uvloop, chosen by measurement (docs/benchmarks.md, "ASGI server"): h11 halves
-    # the floor; the asyncio loop has shorter tails on one worker but, with several, leaves
-    # TCP_NODELAY unset on connections of the inherited socket (~44 ms a request).
+    # Server flags chosen by measurement (docs/benchmarks.md, "ASGI server"): httptools (h11
+    # halves the floor) on the asyncio loop (uvloop: same throughput, 2-7x the p99), with
+    # TCP_NODELAY set per connection (see authsvc.web.protocol).
     uvicorn.run(
         "authsvc.app:app_from_env",
         factory=True,
-        http="httptools",
-        loop="uvloop",
+        http=PROTOCOL,
+        loop="asyncio",
         host=settings.host,
         port=settings.port,
         workers=args.workers,
