@@ -13,8 +13,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 AUTHSVC = [sys.executable, "-m", "authsvc.cli"]
+
+
+def require_binary(path: str | None, what: str, install: str) -> str:
+    """``path`` of a server binary a test runs itself (a private Redis or Postgres to crash).
+    Missing, the test fails: a skip would turn a reliability test green on a machine that
+    never ran it."""
+    if path is None:
+        pytest.fail(f"{what} is not installed ({install}); this test needs it")
+    return path
 
 
 def free_port() -> int:

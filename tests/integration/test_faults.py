@@ -27,6 +27,7 @@ from authsvc.services import build_services
 from authsvc.settings import Settings
 from tests.cluster import REDIS_SERVER, PrivateRedis, private_redis
 from tests.conftest import BASE_URL, TEST_SECRET, bearer, new_key, new_tenant, prepare_database
+from tests.server import require_binary
 
 Client = AsyncTestClient[Any]
 LIMITS = [{"name": "per_min", "limit": 2, "period_s": 60}]
@@ -34,8 +35,7 @@ LIMITS = [{"name": "per_min", "limit": 2, "period_s": 60}]
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed")
+    require_binary(REDIS_SERVER, "redis-server", "apt-get install redis-server")
     with private_redis(tmp_path) as redis:
         yield redis
 

@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 
 from authsvc.ratelimit import LimitSpec, RedisLimiter
 from authsvc.ratelimit.redis import redis_key
+from tests.server import require_binary
 
 pytestmark = pytest.mark.redis
 
@@ -36,10 +37,9 @@ class PrivateRedis:
     """A throwaway redis-server process that a test may kill and restart on the same port."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.binary = binary
+        self.binary = require_binary(
+            shutil.which("redis-server"), "redis-server", "apt-get install redis-server"
+        )
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]

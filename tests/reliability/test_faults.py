@@ -39,7 +39,7 @@ from tests.reliability.conftest import (
 )
 from tests.reliability.load import Traffic
 from tests.reliability.test_soak import POLL_S, cluster_env, fresh_database, require_routes
-from tests.server import free_port
+from tests.server import free_port, require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -102,9 +102,8 @@ class PrivatePostgres:
 
     def __init__(self) -> None:
         bins = sorted(glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not bins:
-            pytest.skip("PostgreSQL server binaries (initdb) are not installed")
-        self.bin = Path(bins[-1]).parent
+        initdb = require_binary(bins[-1] if bins else None, "initdb", "apt-get install postgresql")
+        self.bin = Path(initdb).parent
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="authsvc-pg-"))
         self.data = self.root / "data"
@@ -170,8 +169,7 @@ class PrivatePostgres:
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+    require_binary(shutil.which("redis-server"), "redis-server", "apt-get install redis-server")
     redis = PrivateRedis(tmp_path)
     redis.start()
     try:
