@@ -18,17 +18,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
 
 import pytest
 
+from tests.cluster import REDIS_SERVER, PrivateRedis
 from tests.conftest import REDIS_URL, pg_admin
 from tests.reliability.conftest import (
     Guard,
@@ -48,53 +46,6 @@ __all__ = ["fresh_database"]  # the fixture, shared with the soak
 PHASE_S = float(os.environ.get("AUTHSVC_FAULT_PHASE_S", "5"))
 RECOVERY_S = 8.0
 REDIS_TEST_POLL_S = 3.0
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
-
-
-class PrivateRedis:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        log = (self.workdir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_port(self.port)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
 
 
 class PrivatePostgres:
@@ -169,13 +120,13 @@ class PrivatePostgres:
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    require_binary(shutil.which("redis-server"), "redis-server", "apt-get install redis-server")
+    require_binary(REDIS_SERVER, "redis-server", "apt-get install redis-server")
     redis = PrivateRedis(tmp_path)
     redis.start()
     try:
         yield redis
     finally:
-        redis.kill()
+        redis.stop()
 
 
 @pytest.fixture
@@ -259,7 +210,7 @@ async def test_redis_killed_under_load_only_documented_statuses_and_nothing_lost
         traffic = Traffic(servers, leak_guard, workers=8, allowance_s=REDIS_TEST_POLL_S + 1.0)
         async with traffic:
             await _fault_run(
-                traffic, operator, private_redis.kill, private_redis.start, "redis killed"
+                traffic, operator, private_redis.stop, private_redis.start, "redis killed"
             )
         assert all(s.alive() for s in servers)
         # The broadcast is back after the restart (instances re-subscribed), not only the poll:
