@@ -39,7 +39,7 @@ from tests.cluster import (
     started,
 )
 from tests.idp import IdpServer, Keys, Reply, serve, sign
-from tests.server import cli
+from tests.server import cli, require_binary
 
 POLL_S = 0.5
 AUD = "urn:example:data"
@@ -48,8 +48,12 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.postgres,
     pytest.mark.redis,
-    pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _binary() -> None:
+    require_binary(REDIS_SERVER, "redis-server", "apt-get install redis-server")
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server import clean_env, cli, free_port, running_server
+from tests.server import clean_env, cli, free_port, require_binary, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or next(
@@ -46,8 +46,12 @@ HEADERS_MORE = next(
 )
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get nginx-light)"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _binary() -> None:
+    require_binary(NGINX, "nginx", "apt-get install nginx-light")
 
 
 @dataclass

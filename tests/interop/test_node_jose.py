@@ -14,8 +14,12 @@ from typing import Any
 import pytest
 
 from tests.interop.conftest import NODE, NODE_DIR, Live, LiveTenant, start_tenant
+from tests.server import require_binary
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+@pytest.fixture(autouse=True)
+def _binary() -> None:
+    require_binary(NODE, "node", "apt-get install nodejs npm")
 
 
 def jose_verify(tenant: LiveTenant, token: str, audience: str | None = None) -> dict[str, Any]:
